@@ -1,0 +1,72 @@
+"""pytest-benchmark suite: manifpt_ext.project vs FAISS IndexFlatL2 (k=1, + artifact gather) vs
+torch.cdist + argmin, on the shapes of `--preset` (small in CI, full for benchmarks/RESULTS.md).
+
+Each test asserts correctness before timing. The FAISS/torch times that the ratios in extra_info
+are built from are measured inside the same test, right before ours, so they share the machine's
+state. FAISS's `add` is outside the timed region; ours is timed whole (centring and packing included).
+"""
+import pytest
+import torch
+
+import manifpt_ext
+from manifpt.bench import FaissFlat, cdist_argmin, check_exact, gflops, make_data, time_min
+
+faiss = pytest.importorskip("faiss")
+
+
+def _info(benchmark, shape, sgemm, **extra):
+    m, n, d = shape
+    benchmark.extra_info.update({"M": m, "N": n, "D": d, "sgemm_gflops": sgemm, **extra})
+
+
+def test_project_ours(benchmark, shape, sgemm):
+    m, n, d = shape
+    x, y = make_data(m, n, d)
+    ours = manifpt_ext.project(x, y)
+    check_exact(x, y, ours.index)
+    flat = FaissFlat(y)
+    t_faiss = time_min(lambda: flat(x))
+    benchmark.pedantic(manifpt_ext.project, args=(x, y), rounds=3, warmup_rounds=1)
+    t_ours = benchmark.stats.stats.min
+    _info(
+        benchmark, shape, sgemm,
+        gflops=gflops(m, n, d, t_ours),
+        pct_of_sgemm=100 * gflops(m, n, d, t_ours) / max(sgemm.values()),
+        faiss_s=t_faiss,
+        faiss_gflops=gflops(m, n, d, t_faiss),
+        ratio_vs_faiss=t_faiss / t_ours,
+    )
+
+
+def test_project_faiss(benchmark, shape, sgemm):
+    m, n, d = shape
+    x, y = make_data(m, n, d)
+    flat = FaissFlat(y)
+    artifact, index = flat(x)
+    assert (index == manifpt_ext.project(x, y).index).float().mean() > 0.99  # random data: FAISS is right
+    benchmark.pedantic(flat, args=(x,), rounds=3, warmup_rounds=1)
+    _info(benchmark, shape, sgemm, gflops=gflops(m, n, d, benchmark.stats.stats.min))
+
+
+def test_project_torch_cdist(benchmark, shape, sgemm):
+    m, n, d = shape
+    if m * n * 4 > 2 * 2**30:
+        pytest.skip("the M x N matrix alone would exceed 2 GiB")
+    x, y = make_data(m, n, d)
+    _, index = cdist_argmin(x, y)
+    assert (index == manifpt_ext.project(x, y).index).float().mean() > 0.99
+    benchmark.pedantic(cdist_argmin, args=(x, y), rounds=3, warmup_rounds=1)
+    _info(benchmark, shape, sgemm, gflops=gflops(m, n, d, benchmark.stats.stats.min))
+
+
+def test_project_exact_on_shared_offset(benchmark):
+    """The case FAISS gets wrong (DESIGN 3): vectors = common offset of scale 300 + noise 0.05."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(256, generator=g) * 300
+    x = base + 0.05 * torch.randn(2000, 256, generator=g)
+    y = base + 0.05 * torch.randn(4000, 256, generator=g)
+    ours = manifpt_ext.project(x, y)
+    check_exact(x, y, ours.index, rows=2000)
+    faiss_ok = (FaissFlat(y)(x)[1] == ours.index).float().mean().item()
+    benchmark.pedantic(manifpt_ext.project, args=(x, y), rounds=3, warmup_rounds=1)
+    benchmark.extra_info.update({"M": 2000, "N": 4000, "D": 256, "faiss_exact_rows": faiss_ok, "ours_exact_rows": 1.0})

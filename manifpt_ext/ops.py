@@ -1,0 +1,83 @@
+"""Python wrappers of the manifpt ops: the only module that touches ``torch.ops.manifpt``."""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+class Projection(NamedTuple):
+    """Result of :func:`project`.
+
+    artifact: Tensor[M, *S]  fakes - reals[index], dtype of fakes
+    index:    Tensor[M]      int64, index of the nearest real (lowest index on ties)
+    distance: Tensor[M]      float32, squared Euclidean distance to it
+    """
+
+    artifact: torch.Tensor
+    index: torch.Tensor
+    distance: torch.Tensor
+
+
+def _check(fakes: torch.Tensor, reals: torch.Tensor) -> None:
+    # Metadata-only checks (no data access), so they trace under torch.compile. NaN/Inf are
+    # checked by the kernels, which read the data anyway.
+    for name, t in (("fakes", fakes), ("reals", reals)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"manifpt.project: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype not in _FLOAT_DTYPES:
+            raise TypeError(
+                f"manifpt.project: {name} must be float32, float64, float16 or bfloat16, got {t.dtype}"
+            )
+        if t.dim() < 1:
+            raise ValueError(f"manifpt.project: {name} must have a leading sample dimension, got a 0-d tensor")
+    if fakes.dtype != reals.dtype:
+        raise TypeError(
+            f"manifpt.project: fakes and reals must have the same dtype, got fakes {fakes.dtype} and reals {reals.dtype}"
+        )
+    if fakes.device != reals.device:
+        raise ValueError(
+            f"manifpt.project: fakes and reals must be on the same device, got fakes on {fakes.device} "
+            f"and reals on {reals.device}"
+        )
+    if fakes.shape[1:] != reals.shape[1:]:
+        raise ValueError(
+            "manifpt.project: fakes (M, *S) and reals (N, *S) must share the trailing shape S, got fakes "
+            f"{tuple(fakes.shape)} and reals {tuple(reals.shape)}"
+        )
+    if reals.shape[0] == 0:
+        raise ValueError("manifpt.project: reals is empty (N = 0): there is no real sample to project onto")
+    if math.prod(fakes.shape[1:]) == 0:
+        raise ValueError(f"manifpt.project: the trailing shape S has no elements (D = 0), got {tuple(fakes.shape)}")
+
+
+def project(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n: int = 0) -> Projection:
+    """Exact nearest real sample of every fake, and the artifact, in one fused kernel.
+
+    Args:
+        fakes: Tensor[M, *S] generated samples (any trailing shape S, flattened to D = prod(S)).
+        reals: Tensor[N, *S] real samples, same dtype (float32/float64/float16/bfloat16) and device.
+        tile_m, tile_n: CPU tile sizes (fakes, reals) for tests and tuning; 0 picks them.
+
+    Returns:
+        Projection(artifact Tensor[M, *S], index Tensor[M] int64, distance Tensor[M] float32) with
+        index[i] = argmin_j ||fakes[i] - reals[j]||^2 (lowest j on ties), distance[i] that minimum
+        and artifact[i] = fakes[i] - reals[index[i]].
+
+    Exact: the index's float64 distance equals the float64 minimum (up to float32 rounding of the
+    sum on CUDA), also when all vectors share a large offset, where a plain GEMM expansion fails.
+    Differentiable: the artifact's (and distance's) gradient flows to fakes and to the chosen reals.
+    """
+    _check(fakes, reals)
+    if tile_m < 0 or tile_n < 0:
+        raise ValueError(f"manifpt.project: tile_m and tile_n must be >= 0 (0 = automatic), got {tile_m} and {tile_n}")
+    artifact, index, distance = torch.ops.manifpt.project.default(fakes, reals, tile_m, tile_n)
+    return Projection(artifact, index, distance)
+
+
+def cuda_available() -> bool:
+    """True when the CUDA kernel of manifpt::project was compiled into this build."""
+    return torch._C._dispatch_has_kernel_for_dispatch_key("manifpt::project", "CUDA")

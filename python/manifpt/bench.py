@@ -1,0 +1,187 @@
+"""Side-by-side measurement of manifpt_ext.project against FAISS IndexFlatL2 and torch.
+
+Shared by the pytest-benchmark suite (benchmarks/) and `manifpt demo`. Every comparison checks
+correctness before it times anything, and every ratio is taken between numbers measured in the same
+process (these machines are noisy: absolute times move, ratios much less).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+import manifpt_ext
+
+# (M fakes, N reals, D dims). "full" are the shapes of DESIGN.md section 6.
+SHAPES = {
+    "full": [(1000, 10000, 64), (10000, 10000, 128), (4096, 16384, 2048), (2048, 8192, 12288)],
+    "demo": [(1000, 10000, 64), (10000, 10000, 128), (1024, 8192, 2048), (512, 4096, 12288)],
+    "small": [(200, 2000, 64), (1000, 1000, 128), (256, 2048, 512), (128, 512, 3072)],
+}
+
+
+def make_data(m: int, n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(m, d, generator=g), torch.randn(n, d, generator=g)
+
+
+def time_min(fn, repeats: int = 3) -> float:
+    """Best of `repeats` wall-clock runs (the minimum is the least noisy estimate on shared CPUs)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def gflops(m: int, n: int, d: int, seconds: float) -> float:
+    return 2.0 * m * n * d / seconds / 1e9
+
+
+def sgemm_gflops(size: int = 2048, repeats: int = 3) -> dict[str, float]:
+    """This machine's float32 GEMM rate, measured now: torch.mm (MKL here) and numpy (OpenBLAS here)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    na, nb = a.numpy(), b.numpy()
+    a @ b, na @ nb
+    return {
+        "torch_mm": gflops(size, size, size, time_min(lambda: a @ b, repeats)),
+        "numpy": gflops(size, size, size, time_min(lambda: na @ nb, repeats)),
+    }
+
+
+class FaissFlat:
+    """FAISS IndexFlatL2 (k=1) plus the artifact gather; `add` happens here, outside any timing."""
+
+    def __init__(self, reals: torch.Tensor):
+        import faiss
+
+        self.reals = reals
+        self.index = faiss.IndexFlatL2(reals.shape[1])
+        self.index.add(reals.numpy())
+
+    def __call__(self, fakes: torch.Tensor):
+        _, ind = self.index.search(fakes.numpy(), 1)
+        index = torch.from_numpy(ind[:, 0])
+        return fakes - self.reals[index], index
+
+
+def cdist_argmin(fakes: torch.Tensor, reals: torch.Tensor):
+    """torch.cdist + argmin + gather: materialises the M x N matrix (the naive approach)."""
+    index = torch.cdist(fakes, reals).argmin(dim=1)
+    return fakes - reals[index], index
+
+
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_exact(fakes: torch.Tensor, reals: torch.Tensor, index: torch.Tensor, rows: int = 64) -> None:
+    """Raises unless `index` is the float64 argmin on a sample of rows (the float64 reference is slow)."""
+    sel = torch.linspace(0, fakes.shape[0] - 1, min(rows, fakes.shape[0])).long()
+    ref = manifpt_ext.project_reference(fakes[sel], reals)
+    bad = (ref.index != index[sel]).sum().item()
+    if bad:
+        raise AssertionError(f"manifpt_ext.project disagrees with the float64 reference on {bad}/{len(sel)} rows")
+
+
+@dataclass
+class Row:
+    m: int
+    n: int
+    d: int
+    ours_s: float
+    ours_gflops: float
+    faiss_s: float | None
+    faiss_gflops: float | None
+    ratio_vs_faiss: float | None  # faiss time / our time (> 1: we are faster)
+    faiss_agreement: float | None  # fraction of rows where FAISS returns our (exact) index
+    cdist_s: float | None
+    ratio_vs_cdist: float | None
+
+
+def compare(m: int, n: int, d: int, repeats: int = 3, with_cdist: bool = True) -> Row:
+    x, y = make_data(m, n, d)
+    ours = manifpt_ext.project(x, y)
+    check_exact(x, y, ours.index)
+    t_ours = time_min(lambda: manifpt_ext.project(x, y), repeats)
+    t_faiss = agree = t_cdist = None
+    if faiss_available():
+        flat = FaissFlat(y)
+        agree = (flat(x)[1] == ours.index).float().mean().item()
+        t_faiss = time_min(lambda: flat(x), repeats)
+    if with_cdist and m * n * 4 <= 2 * 2**30:  # skip when the matrix alone would take > 2 GiB
+        t_cdist = time_min(lambda: cdist_argmin(x, y), repeats)
+    return Row(
+        m, n, d, t_ours, gflops(m, n, d, t_ours), t_faiss, t_faiss and gflops(m, n, d, t_faiss),
+        t_faiss and t_faiss / t_ours, agree, t_cdist, t_cdist and t_cdist / t_ours,
+    )
+
+
+def peak_rss_of_projection(m: int, n: int, d: int) -> dict[str, float]:
+    """Peak RSS growth of one projection, in a fresh process, against its inputs and outputs (MiB)."""
+    code = (
+        "import json,resource,torch,manifpt_ext\n"
+        f"x=torch.randn({m},{d}); y=torch.randn({n},{d}); manifpt_ext.project(x[:2], y[:16])\n"
+        "b=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "p=manifpt_ext.project(x,y)\n"
+        "print(json.dumps([b, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    before, after = json.loads(out.strip().splitlines()[-1])
+    mib = 2.0**20
+    outputs = (m * d * 4 + m * 8 + m * 4) / mib
+    return {
+        "inputs_mib": (m + n) * d * 4 / mib,
+        "outputs_mib": outputs,
+        "growth_mib": (after - before) * 1024 / mib,
+        "beyond_outputs_mib": (after - before) * 1024 / mib - outputs,
+        "cdist_matrix_mib": m * n * 4 / mib,
+    }
+
+
+def machine_info() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "threads": str(torch.get_num_threads()),
+        "torch": torch.__version__,
+        "cpu_path": os.environ.get("MANIFPT_CPU_ISA", "auto"),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def markdown_table(rows: list[Row], sgemm: dict[str, float]) -> str:
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    lines = [
+        "| M | N | D | ours s | ours GFLOP/s | % of sgemm | FAISS s | FAISS GFLOP/s | ours vs FAISS | FAISS exact rows | cdist+argmin s | ours vs cdist |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    best = max(sgemm.values())
+    for r in rows:
+        lines.append(
+            f"| {r.m} | {r.n} | {r.d} | {r.ours_s:.4f} | {r.ours_gflops:.0f} | {100 * r.ours_gflops / best:.0f}% | "
+            f"{fmt(r.faiss_s, '.4f')} | {fmt(r.faiss_gflops, '.0f')} | {fmt(r.ratio_vs_faiss, '.2f')}x | "
+            f"{fmt(r.faiss_agreement and 100 * r.faiss_agreement, '.1f')}% | {fmt(r.cdist_s, '.4f')} | "
+            f"{fmt(r.ratio_vs_cdist, '.2f')}x |"
+        )
+    return "\n".join(lines)
+
+
+def rows_to_json(rows: list[Row], sgemm: dict[str, float], extra: dict | None = None) -> dict:
+    return {"machine": machine_info(), "sgemm_gflops": sgemm, "rows": [asdict(r) for r in rows], **(extra or {})}
