@@ -27,6 +27,10 @@ def test_overflowing_float64_is_not_called_nan():
     x[0, 0] = 1e200
     with pytest.raises(RuntimeError, match="fakes has values too large"):
         project(x, y)
+    x, y = _xy(dtype=torch.float64)
+    y[:] = 1e200  # normal fakes, huge reals: the fakes overflow once centred on the reals' mean
+    with pytest.raises(RuntimeError, match="fakes has values too large"):
+        project(x, y)
 
 
 def test_empty_reals():

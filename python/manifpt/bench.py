@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -128,24 +129,41 @@ def compare(m: int, n: int, d: int, repeats: int = 3, with_cdist: bool = True) -
     )
 
 
+_RSS_PROBE = """
+import json, torch, manifpt_ext
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key + ":"))
+x = torch.randn({m}, {d}); y = torch.randn({n}, {d})
+manifpt_ext.project(x[:2], y[:16])  # libraries and thread pool loaded before measuring
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak-RSS high-water mark (Linux)
+before = status("VmRSS")
+p = manifpt_ext.project(x, y)
+print(json.dumps([before, status("VmHWM")]))
+"""
+
+
 def peak_rss_of_projection(m: int, n: int, d: int) -> dict[str, float]:
-    """Peak RSS growth of one projection, in a fresh process, against its inputs and outputs (MiB)."""
-    code = (
-        "import json,resource,torch,manifpt_ext\n"
-        f"x=torch.randn({m},{d}); y=torch.randn({n},{d}); manifpt_ext.project(x[:2], y[:16])\n"
-        "b=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "p=manifpt_ext.project(x,y)\n"
-        "print(json.dumps([b, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    before, after = json.loads(out.strip().splitlines()[-1])
+    """Peak RSS growth of one float32 projection, in a fresh process, against its outputs (MiB).
+
+    The inputs exist before the call, so growth = peak during the call - RSS before it; whatever it
+    exceeds the outputs by is the kernel's working memory (tiles, candidate lists).
+    """
+    # cwd elsewhere: from the repository root `import manifpt_ext` would find the source folder.
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE.format(m=m, n=n, d=d)],
+        check=True, capture_output=True, text=True, cwd=tempfile.gettempdir(),
+    ).stdout
+    before, peak = json.loads(out.strip().splitlines()[-1])
     mib = 2.0**20
     outputs = (m * d * 4 + m * 8 + m * 4) / mib
+    growth = (peak - before) / mib
     return {
         "inputs_mib": (m + n) * d * 4 / mib,
         "outputs_mib": outputs,
-        "growth_mib": (after - before) * 1024 / mib,
-        "beyond_outputs_mib": (after - before) * 1024 / mib - outputs,
+        "growth_mib": growth,
+        "beyond_outputs_mib": growth - outputs,
         "cdist_matrix_mib": m * n * 4 / mib,
     }
 

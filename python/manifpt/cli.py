@@ -42,7 +42,7 @@ def _plot(rows, sgemm, path: Path) -> None:
     plt.close(fig)
 
 
-def run_bench(preset: str, out: Path, repeats: int) -> int:
+def run_bench(preset: str, out: Path, repeats: int, memory: tuple[int, int, int] | None) -> int:
     import torch
     from tqdm import tqdm
 
@@ -75,8 +75,18 @@ def run_bench(preset: str, out: Path, repeats: int) -> int:
         "Shared-offset case (2000 x 4000 x 256, offset 300, noise 0.05), rows with the exact nearest real: "
         f"manifpt {100 * ours_ok:.1f}%" + (f", FAISS {100 * faiss_ok:.1f}%" if faiss_ok is not None else "")
     )
+    extra = {"shared_offset_exact_rows": {"manifpt": ours_ok, "faiss": faiss_ok}}
+    if memory:
+        m, n, d = memory
+        mem = bench.peak_rss_of_projection(m, n, d)
+        extra["memory"] = {"shape": [m, n, d], **mem}
+        print(
+            f"Memory, ({m}, {n}, {d}) in a fresh process: peak RSS grew {mem['growth_mib']:.0f} MiB for "
+            f"{mem['outputs_mib']:.0f} MiB of outputs, i.e. {mem['beyond_outputs_mib']:.0f} MiB beyond inputs + outputs "
+            f"(a float32 distance matrix would be {mem['cdist_matrix_mib']:.0f} MiB)"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    result = bench.rows_to_json(rows, sgemm, {"shared_offset_exact_rows": {"manifpt": ours_ok, "faiss": faiss_ok}})
+    result = bench.rows_to_json(rows, sgemm, extra)
     atomic_write_json(out / "bench.json", result)
     atomic_write_text(out / "bench.md", table + "\n")
     _plot(rows, sgemm, out / "bench.png")
@@ -95,10 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--preset", choices=sorted(SHAPES), default=preset)
         p.add_argument("--out", type=Path, default=Path("runs") / name, help="folder for bench.json/.md/.png")
         p.add_argument("--repeats", type=int, default=3, help="timed runs per method (the best is kept)")
+        if name == "bench":
+            p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS run on (20000, 200000, 64)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
-    return run_bench(args.preset, args.out, args.repeats)
+    memory = (20000, 200000, 64) if args.command == "bench" and not args.no_memory else None
+    return run_bench(args.preset, args.out, args.repeats, memory)
 
 
 if __name__ == "__main__":

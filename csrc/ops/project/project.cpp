@@ -188,7 +188,7 @@ template <typename scalar_t>
 [[noreturn]] void fail_nonfinite(const char* name, const scalar_t* x, int64_t rows, int64_t D) {
   const int64_t r = first_nonfinite_row(x, rows, D);
   TORCH_CHECK(r < 0, "manifpt.project: ", name, " contains NaN or Inf (first at row ", r, ")");
-  TORCH_CHECK(false, "manifpt.project: ", name, " has values too large to square in float64 (overflow)");
+  TORCH_CHECK(false, "manifpt.project: ", name, " has values too large to square in float64 after centring on the reals' mean (overflow)");
 }
 
 // Which CPU code paths run: the best the CPU has, unless MANIFPT_CPU_ISA narrows it (tests use this
@@ -412,10 +412,9 @@ void project_cpu_kernel(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t
               merge_min(best, best_j, direct_sqdist(x, Y + st.cand[k].index * D, D), st.cand[k].index);
         }
       }
-      if (best_j < 0) {  // every direct distance overflowed to +inf: keep the lowest index
-        best_j = 0;
-        best = direct_sqdist(x, Y, D);
-      }
+      // Only float64 inputs can get here (float squares never overflow a double).
+      TORCH_CHECK(best_j >= 0 && std::isfinite(best),
+                  "manifpt.project: every distance of fake ", i, " overflows float64 (reals or fakes have values too large)");
       I[i] = best_j;
       dist[i] = float(best);
       const scalar_t* y = Y + best_j * D;
