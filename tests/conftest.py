@@ -3,7 +3,7 @@ import torch
 
 import manifpt_ext
 
-CPU_PATHS = ["auto", "avx2", "portable"]
+CPU_PATHS = ["auto", "avx2", "blas", "portable"]
 
 requires_cuda = pytest.mark.skipif(
     not (torch.cuda.is_available() and manifpt_ext.cuda_available()),
@@ -13,7 +13,7 @@ requires_cuda = pytest.mark.skipif(
 
 @pytest.fixture(params=CPU_PATHS)
 def cpu_path(request, monkeypatch):
-    """Runs a test once per CPU code path (AVX-512 GEMM / BLAS + AVX2 scan / portable C++)."""
+    """Runs a test once per CPU code path (AVX-512 or AVX2 GEMM / BLAS GEMM, each + AVX2 scan / portable C++)."""
     monkeypatch.setenv("MANIFPT_CPU_ISA", request.param)
     return request.param
 

@@ -191,21 +191,27 @@ template <typename scalar_t>
   TORCH_CHECK(false, "manifpt.project: ", name, " has values too large to square in float64 after centring on the reals' mean (overflow)");
 }
 
-// Which CPU code paths run: the best the CPU has, unless MANIFPT_CPU_ISA narrows it (tests use this
-// to cover every path on one machine): "avx512" (AVX-512 GEMM + AVX2 scan), "avx2" (BLAS GEMM +
-// AVX2 scan), "portable" (plain C++ GEMM and scan, no BLAS). Read per call: it is one getenv.
+// Which CPU code paths run: the best the CPU has, unless MANIFPT_CPU_ISA narrows it (the tests use
+// this to cover every path on one machine). Read per call: it is one getenv.
+//   avx512    our AVX-512 GEMM + AVX2 scan (the default where the CPU has AVX-512F)
+//   avx2      our AVX2 GEMM + AVX2 scan (the default on AVX2-only CPUs)
+//   blas      torch's BLAS sgemm_ + AVX2 scan
+//   portable  plain C++ GEMM and scan
+enum class Gemm { Avx512, Avx2, Blas, Portable };
 struct CpuPath {
-  bool avx512, avx2, blas;
+  Gemm gemm;
+  bool avx2_scan;
 };
 CpuPath cpu_path() {
   static const bool has512 = detail::cpu_has_avx512f(), has2 = detail::cpu_has_avx2_fma();
+  const Gemm best2 = has2 ? Gemm::Avx2 : Gemm::Blas;
   const char* env = std::getenv("MANIFPT_CPU_ISA");
   const std::string want = env ? env : "";
-  if (want.empty() || want == "auto") return {has512 && has2, has2, true};
-  if (want == "avx512") return {has512 && has2, has2, true};
-  if (want == "avx2") return {false, has2, true};
-  TORCH_CHECK(want == "portable", "MANIFPT_CPU_ISA must be auto, avx512, avx2 or portable, got '", want, "'");
-  return {false, false, false};
+  if (want.empty() || want == "auto" || want == "avx512") return {has512 && has2 ? Gemm::Avx512 : best2, has2};
+  if (want == "avx2") return {best2, has2};
+  if (want == "blas") return {Gemm::Blas, has2};
+  TORCH_CHECK(want == "portable", "MANIFPT_CPU_ISA must be auto, avx512, avx2, blas or portable, got '", want, "'");
+  return {Gemm::Portable, false};
 }
 
 struct Tiles {
@@ -291,8 +297,7 @@ void project_cpu_kernel(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t
   // One packed tile of reals: centred, |y|^2 per real, and the largest |y| (for the bound). Laid out
   // row-major for BLAS, or in k-major panels of 32 for the AVX-512 GEMM (float only).
   const CpuPath path = cpu_path();
-  const bool avx512 = path.avx512, avx2 = path.avx2;
-  const bool use_panels = std::is_same_v<T, float> && avx512;
+  const bool use_panels = std::is_same_v<T, float> && (path.gemm == Gemm::Avx512 || path.gemm == Gemm::Avx2);
   const int64_t npanels = (tiles.n + detail::kPanel - 1) / detail::kPanel;
   const int64_t ldc = use_panels ? npanels * detail::kPanel : tiles.n;
   struct TileBuf {
@@ -327,13 +332,16 @@ void project_cpu_kernel(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t
                          RowState<T>* lane_state, T* cbuf) {
     for (int64_t blk = blk_begin; blk < blk_end; ++blk) {
       const int64_t i0 = blk * tiles.m, mb = std::min(tiles.m, M - i0);
+      const bool blas = path.gemm != Gemm::Portable;
       if constexpr (std::is_same_v<T, float>) {
-        if (use_panels)
+        if (path.gemm == Gemm::Avx512)
           detail::cross_gemm_avx512(xc + i0 * D, mb, D, tb.y.data(), nb, cbuf, ldc);
+        else if (path.gemm == Gemm::Avx2)
+          detail::cross_gemm_avx2(xc + i0 * D, mb, D, tb.y.data(), nb, cbuf, ldc);
         else
-          cross_gemm(xc + i0 * D, mb, tb.y.data(), nb, D, cbuf, path.blas);
+          cross_gemm(xc + i0 * D, mb, tb.y.data(), nb, D, cbuf, blas);
       } else {
-        cross_gemm(xc + i0 * D, mb, tb.y.data(), nb, D, cbuf, path.blas);
+        cross_gemm(xc + i0 * D, mb, tb.y.data(), nb, D, cbuf, blas);
       }
       const int64_t stride = use_panels ? ldc : nb;
       for (int64_t r = 0; r < mb; ++r) {
@@ -341,7 +349,7 @@ void project_cpu_kernel(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t
         RowState<T>& st = lane_state[i0 + r];
         const T bound = row_bound(i0 + r, ymax);
         if constexpr (std::is_same_v<T, float>) {
-          if (avx2) {
+          if (path.avx2_scan) {
             detail::scan_row_f32_avx2(crow, tb.yn.data(), nb, xn[i0 + r], bound, j0, st);
             continue;
           }

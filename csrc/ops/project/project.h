@@ -69,11 +69,13 @@ void scan_row(const T* c, const T* yn, int64_t nb, T xn, T bound, int64_t j0, Ro
 void scan_row_f32_avx2(const float* c, const float* yn, int64_t nb, float xn, float bound, int64_t j0, RowState<float>& st);
 bool cpu_has_avx2_fma();
 
-// AVX-512 cross term (gemm_avx512.cpp): reals packed in panels of kPanel, layout [panel][k][kPanel],
-// zero-padded to a whole panel; c has leading dimension ldc >= round_up(nb, kPanel).
+// Our cross-term GEMMs (gemm_avx512.cpp, gemm_avx2.cpp; driver in gemm_panels.h): reals packed in
+// panels of kPanel, layout [panel][k][kPanel], zero-padded to a whole panel; c has leading dimension
+// ldc >= round_up(nb, kPanel).
 constexpr int64_t kPanel = 32;
 bool cpu_has_avx512f();
 void cross_gemm_avx512(const float* x, int64_t mb, int64_t D, const float* panels, int64_t nb, float* c, int64_t ldc);
+void cross_gemm_avx2(const float* x, int64_t mb, int64_t D, const float* panels, int64_t nb, float* c, int64_t ldc);
 
 }  // namespace detail
 }  // namespace manifpt

@@ -1,0 +1,33 @@
+// AVX2/FMA cross term of the CPU kernel (driver in gemm_panels.h): 6 fakes x 16 reals = 12 ymm
+// accumulators + 2 panel registers + 1 broadcast (15 of the 16 ymm: 3 x 32 would spill), two passes
+// per 32-wide panel, on the same panel layout as the AVX-512 kernel.
+// For CPUs without AVX-512. This file alone is compiled with -mavx2 -mfma.
+#include <immintrin.h>
+
+#include "ops/project/gemm_panels.h"
+
+namespace manifpt::detail {
+
+#if defined(__AVX2__) && defined(__FMA__)
+namespace {
+struct Avx2 {
+  using vec = __m256;
+  static constexpr int W = 8;
+  static vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
+  static vec zero() { return _mm256_setzero_ps(); }
+  static vec set1(float v) { return _mm256_set1_ps(v); }
+  static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+};
+}  // namespace
+
+void cross_gemm_avx2(const float* x, int64_t mb, int64_t D, const float* panels, int64_t nb, float* c, int64_t ldc) {
+  cross_gemm_panels<Avx2, 6, 2>(x, mb, D, panels, nb, c, ldc);
+}
+#else
+void cross_gemm_avx2(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t) {
+  TORCH_CHECK(false, "manifpt: built without AVX2 support");
+}
+#endif
+
+}  // namespace manifpt::detail
