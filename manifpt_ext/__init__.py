@@ -17,6 +17,8 @@ except ImportError as e:  # pragma: no cover - depends on how Python was started
     ) from e
 from . import _meta  # noqa: F401  (register_fake + register_autograd)
 from ._reference import project_reference
-from .ops import Projection, cuda_available, project
+from . import distributed
+from .ops import Projection, cuda_available, project, row_sqdist
+from .stream import project_stream
 
-__all__ = ["Projection", "project", "project_reference", "cuda_available"]
+__all__ = ["Projection", "project", "project_stream", "project_reference", "row_sqdist", "cuda_available", "distributed"]

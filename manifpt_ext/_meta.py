@@ -48,3 +48,8 @@ def _backward(ctx, grad_artifact, grad_index, grad_distance):
 
 
 torch.library.register_autograd("manifpt::project", _backward, setup_context=_setup_context)
+
+
+@torch.library.register_fake("manifpt::row_sqdist")
+def _row_sqdist_fake(a, b):
+    return a.new_empty((a.shape[0],), dtype=torch.float64)

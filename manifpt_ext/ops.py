@@ -81,3 +81,12 @@ def project(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n
 def cuda_available() -> bool:
     """True when the CUDA kernel of manifpt::project was compiled into this build."""
     return torch._C._dispatch_has_kernel_for_dispatch_key("manifpt::project", "CUDA")
+
+
+def row_sqdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise float64 squared distance sum((a[i] - b[i])^2), Tensor[M, *S] x2 -> Tensor[M] float64.
+
+    The same arithmetic as the CPU projection's exact re-rank, so it can order candidates from
+    different chunks or ranks exactly as one project call would. CPU tensors only.
+    """
+    return torch.ops.manifpt.row_sqdist.default(a, b)

@@ -203,3 +203,32 @@ def markdown_table(rows: list[Row], sgemm: dict[str, float]) -> str:
 
 def rows_to_json(rows: list[Row], sgemm: dict[str, float], extra: dict | None = None) -> dict:
     return {"machine": machine_info(), "sgemm_gflops": sgemm, "rows": [asdict(r) for r in rows], **(extra or {})}
+
+
+_STREAM_PROBE = """
+import json, time, numpy as np, torch, manifpt_ext
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key + ":"))
+x = torch.from_numpy(np.random.default_rng(1).standard_normal(({m}, {d}), dtype=np.float32))
+manifpt_ext.project(x[:2], x[:16])
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status("VmRSS")
+t = time.perf_counter()
+s = manifpt_ext.project_stream(x, {path!r}, memory_budget={budget})
+seconds = time.perf_counter() - t
+print(json.dumps([seconds, status("VmHWM") - before, s.index.tolist()[:8]]))
+"""
+
+
+def stream_rss_probe(path: str, m: int, d: int, budget: int) -> dict[str, float]:
+    """Time and peak-RSS growth of project_stream(fakes (m, d), .npy file) in a fresh process (MiB)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _STREAM_PROBE.format(m=m, d=d, path=str(path), budget=budget)],
+        check=True, capture_output=True, text=True, cwd=tempfile.gettempdir(),
+    ).stdout
+    seconds, growth, _ = json.loads(out.strip().splitlines()[-1])
+    outputs = (m * d * 4 + m * 12) / 2.0**20
+    return {"seconds": seconds, "growth_mib": growth / 2.0**20, "outputs_mib": outputs,
+            "beyond_outputs_mib": growth / 2.0**20 - outputs}

@@ -3,10 +3,14 @@
     manifpt demo   exactness + speed of the projection op on this machine (the README's main command
                    until the attribution pipeline lands): table on the terminal, JSON + PNG on disk
     manifpt bench  the same comparison on a chosen preset (full = the shapes of benchmarks/RESULTS.md)
+    manifpt project --fakes F.npy --reals R.npy --out DIR
+                   nearest real, distance and artifact of every fake; runs under torchrun too
+                   (reals sharded over ranks, streamed from disk), see docs/scale.md
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -107,7 +111,31 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--repeats", type=int, default=3, help="timed runs per method (the best is kept)")
         if name == "bench":
             p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS run on (20000, 200000, 64)")
+    p = sub.add_parser("project", help="artifacts of fakes against reals stored as .npy (torchrun-aware)")
+    p.add_argument("--fakes", type=Path, required=True, help=".npy array (M, ...) of generated samples")
+    p.add_argument("--reals", type=Path, required=True, help=".npy array (N, ...) of real samples")
+    p.add_argument("--out", type=Path, required=True, help="folder for artifacts.npy, index.npy, distance.npy")
+    p.add_argument("--batch", type=int, default=4096, help="fakes per block (default 4096)")
+    p.add_argument("--memory-budget-mb", type=int, default=None, help="MiB of reals held at once per rank")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds before a stuck collective fails")
     args = parser.parse_args(argv)
+    if args.command == "project":
+        from .project_arrays import run
+
+        if args.memory_budget_mb is not None and args.memory_budget_mb < 1:
+            parser.error(f"--memory-budget-mb must be >= 1, got {args.memory_budget_mb}")
+        if args.batch < 1:
+            parser.error(f"--batch must be >= 1, got {args.batch}")
+        budget = None if args.memory_budget_mb is None else args.memory_budget_mb << 20
+        try:
+            manifest = run(args.fakes, args.reals, args.out, batch=args.batch, memory_budget=budget, timeout_s=args.timeout)
+        except (FileNotFoundError, ValueError, TypeError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"projected {manifest['shape']['fakes'][0]} fakes onto {manifest['shape']['reals'][0]} reals on "
+                  f"{manifest['world_size']} rank(s) in {manifest['seconds']:.2f}s -> {args.out}/")
+        return 0
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     memory = (20000, 200000, 64) if args.command == "bench" and not args.no_memory else None

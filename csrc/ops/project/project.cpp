@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "common/checks.h"
+#include "ops/project/direct_sqdist.h"
 #include "ops/project/select.h"
 
 // BLAS GEMM for the cross term. torch's x86 wheels link MKL into libtorch_cpu and export these
@@ -135,25 +136,6 @@ struct SingleThreadedBlas {
     if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(previous);
   }
 };
-
-template <typename scalar_t>
-double direct_sqdist(const scalar_t* x, const scalar_t* y, int64_t D) {
-  // Differences of two floats are exact in double and their squares nearly so: this is the
-  // float64 distance the contract calls exact.
-  double acc[4] = {0, 0, 0, 0};
-  int64_t k = 0;
-  for (; k + 4 <= D; k += 4)
-    for (int u = 0; u < 4; ++u) {
-      const double diff = double(x[k + u]) - double(y[k + u]);
-      acc[u] += diff * diff;
-    }
-  double s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-  for (; k < D; ++k) {
-    const double diff = double(x[k]) - double(y[k]);
-    s += diff * diff;
-  }
-  return s;
-}
 
 // Centre `rows` rows of src on mu into dst (working type), with |row|^2 rounded to T and |row|.
 // Returns false when a row's sum of squares is not finite.
