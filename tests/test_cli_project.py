@@ -51,7 +51,7 @@ def test_bad_inputs(arrays, tmp_path, capsys):
     f, r, _ = arrays
     out = str(tmp_path / "o")
     assert main(["project", "--fakes", str(tmp_path / "nope.npy"), "--reals", str(r), "--out", out]) == 2
-    assert "--fakes file" in capsys.readouterr().err
+    assert "--fakes" in (err := capsys.readouterr().err) and "does not exist" in err
     np.save(tmp_path / "ints.npy", np.zeros((4, 3, 4, 4), dtype=np.int32))
     assert main(["project", "--fakes", str(tmp_path / "ints.npy"), "--reals", str(r), "--out", out]) == 2
     assert "dtype int32" in capsys.readouterr().err
@@ -63,3 +63,21 @@ def test_bad_inputs(arrays, tmp_path, capsys):
     assert "not a readable .npy" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["project", "--fakes", str(f), "--reals", str(r), "--out", out, "--batch", "0"])
+
+
+def test_image_folders_freq_space_two_ranks(tmp_path):
+    from images import make_gm_folder
+
+    from manifpt.data import list_images, load_images
+
+    root = make_gm_folder(tmp_path / "gm", n_real=30)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "manifpt.cli",
+           "project", "--fakes", str(root / "model_b"), "--reals", str(root / "real"), "--space", "freq", "--size", "12",
+           "--out", str(tmp_path / "o"), "--batch", "3", "--timeout", "60"]
+    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    fakes, _ = load_images(list_images(root / "model_b"), 12)
+    reals, _ = load_images(list_images(root / "real"), 12)
+    one = manifpt_ext.project(manifpt_ext.freq_embed(fakes), manifpt_ext.freq_embed(reals))
+    manifest = _check(tmp_path / "o", one)
+    assert manifest["world_size"] == 2 and manifest["space"] == "freq"

@@ -111,16 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--repeats", type=int, default=3, help="timed runs per method (the best is kept)")
         if name == "bench":
             p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS run on (20000, 200000, 64)")
-    p = sub.add_parser("project", help="artifacts of fakes against reals stored as .npy (torchrun-aware)")
-    p.add_argument("--fakes", type=Path, required=True, help=".npy array (M, ...) of generated samples")
-    p.add_argument("--reals", type=Path, required=True, help=".npy array (N, ...) of real samples")
+    p = sub.add_parser("project", help="artifacts of fakes against reals: .npy arrays or image folders (torchrun-aware)")
+    p.add_argument("--fakes", type=Path, required=True, help=".npy array (M, ...) or folder of generated images")
+    p.add_argument("--reals", type=Path, required=True, help=".npy array (N, ...) or folder of real images")
+    p.add_argument("--space", choices=("rgb", "freq", "sl", "ssl"), default="rgb", help="embedding for image folders")
+    p.add_argument("--size", type=int, default=None, help="bring images to SIZE x SIZE (shorter side + centre crop)")
+    p.add_argument("--weights", default=None, help="local weights file for --space sl/ssl (never downloaded)")
     p.add_argument("--out", type=Path, required=True, help="folder for artifacts.npy, index.npy, distance.npy")
     p.add_argument("--batch", type=int, default=4096, help="fakes per block (default 4096)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MiB of reals held at once per rank")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a stuck collective fails")
     args = parser.parse_args(argv)
     if args.command == "project":
-        from .project_arrays import run
+        from .pipeline import run
 
         if args.memory_budget_mb is not None and args.memory_budget_mb < 1:
             parser.error(f"--memory-budget-mb must be >= 1, got {args.memory_budget_mb}")
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--batch must be >= 1, got {args.batch}")
         budget = None if args.memory_budget_mb is None else args.memory_budget_mb << 20
         try:
-            manifest = run(args.fakes, args.reals, args.out, batch=args.batch, memory_budget=budget, timeout_s=args.timeout)
+            manifest = run(args.fakes, args.reals, args.out, space=args.space, size=args.size, weights=args.weights,
+                           batch=args.batch, memory_budget=budget, timeout_s=args.timeout)
         except (FileNotFoundError, ValueError, TypeError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
