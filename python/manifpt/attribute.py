@@ -1,0 +1,268 @@
+"""The attributor: a classifier trained on artifacts to name the model that made an image.
+
+Architectures (`arch`):
+- Image-shaped artifacts (C, H, W), from the rgb and freq spaces:
+  - `small` (default): the small ResNet of the authors' released script, 3 stages of basic blocks
+    with 16/32/64 channels, global pooling and a K-way linear head. Meant for CPU runs.
+  - `resnet50`: torchvision's ResNet50 with a new K-way head, as in the paper. Its first convolution
+    takes C channels. `weights` may name an ImageNet state dict to fine-tune from, loaded with the
+    same checks as the sl embedder.
+- Vector artifacts (D,), from the sl and ssl spaces: an MLP head (D -> 512 -> K, ReLU, dropout 0.2).
+
+Inputs are standardised per channel (per feature for vectors) with the mean and std of the training
+artifacts, stored in the checkpoint. Artifacts are small residuals, whose scale differs by space.
+
+Training:
+- cross-entropy loss; AdamW (lr 1e-3, wd 1e-2) or SGD (lr 0.1, momentum 0.9, wd 1e-4, as the authors);
+- seeded: initialisation and shuffling;
+- early stopping once validation accuracy has not improved for `patience` epochs; the best epoch's
+  weights are kept;
+- a checkpoint after every epoch, written atomically. It holds only tensors and plain values, so it
+  loads with `torch.load(weights_only=True)`, and `fit(..., resume=True)` continues where it stopped,
+  shuffling order included.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .io import atomic_write
+
+CHECKPOINT_VERSION = 1
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.skip = (
+            nn.Identity() if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+class SmallResNet(nn.Module):
+    """3 stages x `blocks` basic blocks, 16/32/64 channels (CIFAR-style ResNet, as the authors' script)."""
+
+    def __init__(self, in_channels: int, num_classes: int, blocks: int = 3):
+        super().__init__()
+        layers = [nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)]
+        cin = 16
+        for stage, cout in enumerate((16, 32, 64)):
+            for b in range(blocks):
+                layers.append(_Block(cin, cout, 2 if (b == 0 and stage > 0) else 1))
+                cin = cout
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, weights: str | None = None) -> nn.Module:
+    if len(input_shape) == 1:
+        return nn.Sequential(nn.Linear(input_shape[0], 512), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(512, num_classes))
+    if len(input_shape) != 3:
+        raise ValueError(f"Attributor: artifacts must be (C, H, W) or (D,) per sample, got {input_shape}")
+    c = input_shape[0]
+    if arch == "small":
+        return SmallResNet(c, num_classes)
+    if arch == "resnet50":
+        import torchvision
+
+        model = torchvision.models.resnet50(weights=None)
+        if weights is not None:
+            from .embed import ResNet50Features
+
+            model.load_state_dict(ResNet50Features("sl", weights).model.state_dict(), strict=False)
+        if c != 3:  # keep pretrained filters: average over RGB, replicated to C channels
+            w = model.conv1.weight.data.mean(dim=1, keepdim=True).repeat(1, c, 1, 1) * (3 / c)
+            model.conv1 = nn.Conv2d(c, 64, 7, 2, 3, bias=False)
+            model.conv1.weight.data.copy_(w)
+        model.fc = nn.Linear(2048, num_classes)
+        return model
+    raise ValueError(f"Attributor: unknown arch {arch!r}: choose 'small' or 'resnet50'")
+
+
+class Attributor:
+    def __init__(
+        self,
+        num_classes: int,
+        input_shape: tuple[int, ...],
+        *,
+        arch: str = "small",
+        optimizer: str = "adamw",
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        epochs: int = 30,
+        batch_size: int = 64,
+        patience: int = 5,
+        seed: int = 0,
+        device: str = "cpu",
+        weights: str | None = None,
+        class_names: list[str] | None = None,
+    ):
+        if num_classes < 2:
+            raise ValueError(f"Attributor: need at least 2 classes, got {num_classes}")
+        if optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"Attributor: optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+        if epochs < 1 or batch_size < 1 or patience < 1:
+            raise ValueError(f"Attributor: epochs, batch_size and patience must be >= 1, got {epochs}, {batch_size}, {patience}")
+        self.config = {
+            "num_classes": int(num_classes), "input_shape": [int(s) for s in input_shape], "arch": arch,
+            "optimizer": optimizer, "lr": float(lr if lr is not None else (1e-3 if optimizer == "adamw" else 0.1)),
+            "weight_decay": float(weight_decay if weight_decay is not None else (1e-2 if optimizer == "adamw" else 1e-4)),
+            "epochs": int(epochs), "batch_size": int(batch_size), "patience": int(patience), "seed": int(seed),
+            "class_names": list(class_names) if class_names else [str(i) for i in range(num_classes)],
+        }
+        self.device = torch.device(device)
+        torch.manual_seed(seed)
+        self.model = build_model(arch, tuple(input_shape), num_classes, weights).to(self.device)
+        self.mean = torch.zeros(1)
+        self.std = torch.ones(1)
+        self.history: list[dict] = []
+
+    # -- normalisation -------------------------------------------------------------------------
+    def _fit_norm(self, x: torch.Tensor) -> None:
+        dims = [0] + list(range(2, x.dim()))  # per channel for images, per feature for vectors
+        self.mean = x.mean(dim=dims, keepdim=True)[0:1]
+        self.std = x.std(dim=dims, keepdim=True)[0:1].clamp_min(1e-8)
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() - self.mean.to(x.device)) / self.std.to(x.device)).to(self.device)
+
+    def _optimizer(self):
+        c = self.config
+        if c["optimizer"] == "sgd":
+            return torch.optim.SGD(self.model.parameters(), lr=c["lr"], momentum=0.9, weight_decay=c["weight_decay"])
+        return torch.optim.AdamW(self.model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+
+    def _check(self, x: torch.Tensor, y: torch.Tensor | None = None, name: str = "x") -> None:
+        if tuple(x.shape[1:]) != tuple(self.config["input_shape"]):
+            raise ValueError(f"Attributor: {name} must be (N, {', '.join(map(str, self.config['input_shape']))}), got {tuple(x.shape)}")
+        if y is not None:
+            if y.shape != (x.shape[0],):
+                raise ValueError(f"Attributor: labels for {name} must be ({x.shape[0]},), got {tuple(y.shape)}")
+            if len(y) and (y.min() < 0 or y.max() >= self.config["num_classes"]):
+                raise ValueError(f"Attributor: labels must lie in [0, {self.config['num_classes']}), got {int(y.min())}..{int(y.max())}")
+
+    # -- training ------------------------------------------------------------------------------
+    def fit(self, x_train, y_train, x_val, y_val, *, checkpoint: str | Path | None = None, resume: bool = False,
+            progress: bool = True) -> list[dict]:
+        """Trains with early stopping on validation accuracy; returns the per-epoch history."""
+        x_train, y_train, x_val, y_val = (torch.as_tensor(t) for t in (x_train, y_train, x_val, y_val))
+        self._check(x_train, y_train, "x_train")
+        self._check(x_val, y_val, "x_val")
+        if len(x_train) == 0 or len(x_val) == 0:
+            raise ValueError("Attributor.fit: the training and validation sets must not be empty")
+        c = self.config
+        opt = self._optimizer()
+        gen = torch.Generator().manual_seed(c["seed"])
+        start, best_acc, best_epoch, best_state = 0, -1.0, -1, None
+        self._fit_norm(x_train.float())
+        if resume and checkpoint is not None and Path(checkpoint).is_file():
+            state = load_checkpoint(checkpoint)
+            if state["config"] != c:
+                raise ValueError(f"Attributor.fit: {checkpoint} was written with another configuration: {state['config']}")
+            self.model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+            self.mean, self.std, self.history = state["mean"], state["std"], state["history"]
+            start, best_acc, best_epoch, best_state = state["epoch"] + 1, state["best_acc"], state["best_epoch"], state["best_model"]
+        loss_fn = nn.CrossEntropyLoss()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=c["epochs"], initial=start, desc="fit", unit="epoch")
+        for epoch in range(start, c["epochs"]):
+            if epoch - best_epoch > c["patience"] and best_epoch >= 0:
+                break
+            self.model.train()
+            order = torch.randperm(len(x_train), generator=gen)
+            total, n = 0.0, 0
+            for i in range(0, len(order), c["batch_size"]):
+                idx = order[i : i + c["batch_size"]]
+                if len(idx) < 2 and len(order) > 1:
+                    continue  # BatchNorm cannot train on a single sample
+                logits = self.model(self._norm(x_train[idx]))
+                loss = loss_fn(logits, y_train[idx].to(self.device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                n += len(idx)
+            val_acc = float((self.predict(x_val)[0] == y_val).float().mean())
+            self.history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_acc": val_acc})
+            if val_acc > best_acc:
+                best_acc, best_epoch = val_acc, epoch
+                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            if checkpoint is not None:
+                self._save(checkpoint, opt, gen, epoch, best_acc, best_epoch, best_state)
+            if bar is not None:
+                bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_acc=f"{val_acc:.3f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return self.history
+
+    @torch.inference_mode()
+    def predict(self, x, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels (N,) and class probabilities (N, K)."""
+        x = torch.as_tensor(x)
+        self._check(x)
+        self.model.eval()
+        probs = [torch.softmax(self.model(self._norm(x[i : i + batch_size])), dim=1).cpu() for i in range(0, len(x), batch_size)]
+        p = torch.cat(probs) if probs else torch.empty(0, self.config["num_classes"])
+        return p.argmax(dim=1), p
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _save(self, path, opt, gen, epoch, best_acc, best_epoch, best_state) -> None:
+        state = {
+            "version": CHECKPOINT_VERSION, "config": self.config, "model": self.model.state_dict(),
+            "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch, "best_acc": best_acc,
+            "best_epoch": best_epoch, "best_model": best_state, "mean": self.mean, "std": self.std, "history": self.history,
+        }
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        """The trained model (its best weights) for predict/evaluate; `extra` holds plain values
+        (e.g. the space and data it was trained on)."""
+        state = {"version": CHECKPOINT_VERSION, "config": self.config, "model": self.model.state_dict(),
+                 "mean": self.mean, "std": self.std, "history": self.history, "extra": extra or {}}
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> tuple["Attributor", dict]:
+        state = load_checkpoint(path)
+        c = state["config"]
+        att = cls(c["num_classes"], tuple(c["input_shape"]), arch=c["arch"], optimizer=c["optimizer"], lr=c["lr"],
+                  weight_decay=c["weight_decay"], epochs=c["epochs"], batch_size=c["batch_size"], patience=c["patience"],
+                  seed=c["seed"], device=device, class_names=c["class_names"])
+        att.model.load_state_dict(state["model"])
+        att.mean, att.std, att.history = state["mean"], state["std"], state["history"]
+        return att, state.get("extra", {})
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by Attributor, read without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, corrupt or foreign: say which file and why
+        raise ValueError(f"cannot read checkpoint {path} (truncated or not a manifpt checkpoint): {type(e).__name__}: {e}") from e
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "config" not in state:
+        raise ValueError(f"{path} is not a manifpt attributor checkpoint (version {CHECKPOINT_VERSION})")
+    return state

@@ -1,0 +1,126 @@
+"""Metrics of the paper: accuracy over seeds, Frechet distance, the FD ratio (F.4), NMI (Tab. 6).
+
+Choices where the paper is silent:
+
+- **Mean +- std over seeds:** std is the sample standard deviation (ddof = 1); with one seed it is 0.
+- **Frechet distance:**
+  `FD = ||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2))`, the formula of Yu et al.'s
+  `calculate_frechet_distance`.
+  - The trace of the square root comes from the eigenvalues of the symmetric PSD matrix
+    `S1^(1/2) S2 S1^(1/2)`, which has the same non-zero spectrum as `S1 S2`.
+  - Tiny negative eigenvalues from rounding are clipped to 0.
+  - This needs no complex `sqrtm` and stays finite and accurate for near-singular covariances, where
+    `scipy.linalg.sqrtm(S1 @ S2)` needs the `eps * I` retry of the reference code.
+- **FD ratio:** when a half-class has fewer samples than dimensions its covariance is singular.
+  - By default (`max_dims="auto"`), all features are projected onto their top principal components,
+    fitted on all samples. The number kept is the smallest half's size minus 1, capped at the input
+    dimension.
+  - Pass an integer to choose the number of components, or `None` to keep every dimension.
+  - The choice made is returned with the result.
+- **NMI:** k-means (scikit-learn, k = number of distinct factor values, n_init=10, seeded) on the
+  features, scored with `normalized_mutual_info_score` against the factor labels.
+"""
+from __future__ import annotations
+
+import math
+from itertools import combinations
+from typing import Sequence
+
+import numpy as np
+
+
+def accuracy(pred: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    pred, labels = np.asarray(pred), np.asarray(labels)
+    if pred.shape != labels.shape or pred.size == 0:
+        raise ValueError(f"accuracy: pred and labels must be non-empty and of one shape, got {pred.shape} and {labels.shape}")
+    return float((pred == labels).mean())
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("mean_std: no values")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def confusion_matrix(pred, labels, num_classes: int) -> np.ndarray:
+    """counts[i, j] = number of samples of true class i predicted as j."""
+    pred, labels = np.asarray(pred, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    out = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(out, (labels, pred), 1)
+    return out
+
+
+def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if x.shape[0] < 2:
+        raise ValueError(f"frechet_distance: need at least 2 samples per set, got {x.shape[0]}")
+    return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
+
+
+def _sqrt_psd(s: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((s + s.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance_from_stats(mu1, s1, mu2, s2) -> float:
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    s1, s2 = np.atleast_2d(np.asarray(s1, np.float64)), np.atleast_2d(np.asarray(s2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"frechet_distance: shapes do not match: mu {mu1.shape}/{mu2.shape}, sigma {s1.shape}/{s2.shape}")
+    r1 = _sqrt_psd(s1)
+    eig = np.linalg.eigvalsh(r1 @ s2 @ r1)
+    tr_covmean = float(np.sqrt(np.clip(eig, 0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two sets of feature vectors (rows)."""
+    return frechet_distance_from_stats(*_stats(a), *_stats(b))
+
+
+def fd_ratio(features, labels, *, seed: int = 0, max_dims: int | str | None = "auto") -> dict:
+    """The FD ratio of the paper's F.4: mean inter-class FD over mean intra-class FD.
+
+    inter = mean of FD(class i, class j) over all pairs i < j; intra = mean over classes of the FD
+    between two disjoint random halves of the class (seeded). Higher: classes further apart
+    relative to their own spread. Returns {"fdr", "inter", "intra", "dims"}.
+    """
+    x = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    y = np.asarray(labels)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"fd_ratio: need at least 2 classes, got {len(classes)}")
+    rng = np.random.default_rng(seed)
+    halves = {}
+    for c in classes:
+        idx = rng.permutation(np.flatnonzero(y == c))
+        if len(idx) < 4:
+            raise ValueError(f"fd_ratio: class {c} has {len(idx)} samples; need at least 4 (two halves of 2)")
+        halves[c] = (idx[: len(idx) // 2], idx[len(idx) // 2 :])
+    if max_dims == "auto":
+        max_dims = max(1, min(x.shape[1], min(len(h[0]) for h in halves.values()) - 1))
+    if max_dims is not None and max_dims < x.shape[1]:
+        centred = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        x = centred @ vt[:max_dims].T
+    inter = [frechet_distance(x[y == a], x[y == b]) for a, b in combinations(classes, 2)]
+    intra = [frechet_distance(x[h0], x[h1]) for h0, h1 in halves.values()]
+    mi, ma = float(np.mean(intra)), float(np.mean(inter))
+    return {"fdr": ma / mi if mi > 0 else math.inf, "inter": ma, "intra": mi, "dims": int(x.shape[1])}
+
+
+def nmi(features, factor_labels, *, seed: int = 0) -> float:
+    """NMI between a k-means clustering of the features (k = number of factor values) and the factor."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+
+    x = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    y = np.asarray(factor_labels)
+    k = len(np.unique(y))
+    if k < 2:
+        raise ValueError("nmi: the factor takes a single value: nothing to cluster against")
+    clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+    return float(normalized_mutual_info_score(y, clusters))
