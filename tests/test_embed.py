@@ -68,7 +68,7 @@ def test_resnet_features_match_torchvision(resnet_files, space):
 
 def test_bad_weights(resnet_files, tmp_path, monkeypatch):
     d, _ = resnet_files
-    with pytest.raises(ValueError, match="not a ResNet50 state dict"):
+    with pytest.raises(ValueError, match="not a resnet50 state dict"):
         ResNet50Features("sl", d / "r18.pth")
     with pytest.raises(ValueError, match="cannot read weights file"):
         ResNet50Features("ssl", d / "trunc.pth")
@@ -79,3 +79,18 @@ def test_bad_weights(resnet_files, tmp_path, monkeypatch):
         get_embedder("sl")
     with pytest.raises(ValueError, match="unknown space 'pixels'"):
         get_embedder("pixels")
+
+
+def test_ssl_pretrain_gives_a_usable_ssl_space(tmp_path):
+    from manifpt.ssl_pretrain import barlow_twins_loss, pretrain
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(24, 3, 16, 16, generator=g)
+    losses = pretrain(images, tmp_path / "ssl.pth", epochs=2, batch_size=12, proj_dim=64, progress=False)
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    emb = get_embedder("ssl", weights=tmp_path / "ssl.pth")
+    assert emb.embed(images[:3]).shape == (3, 512) and emb.key().startswith("ssl-resnet18-")
+    z = torch.randn(32, 8)
+    assert barlow_twins_loss(z, z) < barlow_twins_loss(z, torch.randn(32, 8))  # identical views cost less
+    with pytest.raises(ValueError, match="at least 4 images"):
+        pretrain(images[:2], tmp_path / "x.pth")

@@ -6,6 +6,12 @@
     manifpt project --fakes F.npy --reals R.npy --out DIR
                    nearest real, distance and artifact of every fake; runs under torchrun too
                    (reals sharded over ranks, streamed from disk), see docs/scale.md
+    manifpt artifacts --data ROOT --space rgb|freq|sl|ssl      artifacts of a GM folder + figures
+    manifpt fit --data ROOT --space S                          train an attributor on artifacts
+    manifpt predict --model CKPT IMAGES_OR_DIR ...             attribute images
+    manifpt evaluate --model CKPT --data ROOT                  accuracy + confusion matrix
+    manifpt experiment model-type --data ROOT --spaces rgb,freq --seeds 3   (paper Table 1)
+    manifpt ssl-pretrain --data ROOT --out ssl.pth             Barlow Twins on your own reals (ssl space)
 """
 from __future__ import annotations
 
@@ -98,6 +104,126 @@ def run_bench(preset: str, out: Path, repeats: int, memory: tuple[int, int, int]
     return 0 if ours_ok == 1.0 else 1
 
 
+def _data_args(p, space=True) -> None:
+    p.add_argument("--data", type=Path, required=True, help="GM folder: ROOT/real/** and ROOT/<model>/**")
+    if space:
+        p.add_argument("--space", choices=("rgb", "freq", "sl", "ssl"), default="rgb")
+    p.add_argument("--size", type=int, default=32, help="images are brought to SIZE x SIZE (default 32)")
+    p.add_argument("--weights", default=None, help="local weights file for sl/ssl (never downloaded)")
+    p.add_argument("--neighbour-space", choices=("rgb",), default=None,
+                   help="search the nearest real in RGB, take the difference in --space (the authors' code)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
+
+
+def _common(p, out: str) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--out", type=Path, default=Path("runs") / out, help=f"folder for results.json and figures (runs/{out})")
+
+
+def _train_args(p) -> None:
+    p.add_argument("--arch", choices=("small", "resnet50"), default="small", help="attributor for image artifacts")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+
+
+def _add_pipeline_commands(sub) -> None:
+    p = sub.add_parser("artifacts", help="artifacts of every generated image of a GM folder")
+    _data_args(p)
+    _common(p, "artifacts")
+    p = sub.add_parser("fit", help="train an attributor on the artifacts of a GM folder")
+    _data_args(p)
+    _train_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    _common(p, "fit")
+    p = sub.add_parser("predict", help="attribute images with a trained attributor")
+    p.add_argument("--model", type=Path, required=True, help="model.pt written by `manifpt fit`")
+    p.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    p.add_argument("--data", type=Path, default=None, help="GM folder of the reals (default: the one it was trained on)")
+    _common(p, "predict")
+    p = sub.add_parser("evaluate", help="accuracy of a trained attributor on a GM folder")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    _common(p, "evaluate")
+    p = sub.add_parser("experiment", help="the paper's experiments")
+    esub = p.add_subparsers(dest="experiment", required=True)
+    e = esub.add_parser("model-type", help="Table 1: model-type attribution, accuracy mean +- std over seeds and FDR")
+    _data_args(e, space=False)
+    e.add_argument("--spaces", default="rgb,freq", help="comma-separated: rgb,freq,sl,ssl")
+    e.add_argument("--seeds", type=int, default=3)
+    _train_args(e)
+    _common(e, "model-type")
+    p = sub.add_parser("ssl-pretrain", help="train a Barlow Twins backbone on the real images (for --space ssl)")
+    p.add_argument("--data", type=Path, required=True, help="GM folder (its real/ images) or a folder of images")
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--arch", choices=("resnet18", "resnet50"), default="resnet18")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, default=Path("runs") / "ssl.pth", help="backbone file (give it to --weights)")
+
+
+def _run_pipeline_command(args) -> int:
+    from . import experiments as ex
+
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    try:
+        device = ex.resolve_device(args.device)
+        for name in ("epochs", "seeds", "batch_size", "size"):
+            if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        kw = {}
+        if hasattr(args, "space") or args.command == "experiment":
+            kw = dict(size=args.size, weights=args.weights, neighbour_space=args.neighbour_space, skip_bad=args.skip_bad,
+                      device=device)
+        if args.command == "artifacts":
+            r = ex.run_artifacts(args.data, args.space, args.out, **kw)
+            print(ex.table(r["models"], [("model", "model"), ("images", "images"), ("mean distance", lambda m: f"{m['mean_distance']:.4f}"),
+                                         ("copies of a real", "identical_to_a_real")]))
+            print(f"\nFD ratio of the artifacts ({args.space}): {r['fdr']['fdr']:.2f}")
+        elif args.command == "fit":
+            r = ex.run_fit(args.data, args.space, args.out, arch=args.arch, epochs=args.epochs, seed=args.seed,
+                           batch_size=args.batch_size, optimizer=args.optimizer, resume=args.resume, **kw)
+            print(f"test accuracy ({args.space}, {args.arch}): {pct(r['accuracy'])}% on {r['sizes']['test']} images; "
+                  f"model: {args.out / 'model.pt'}")
+        elif args.command == "predict":
+            r = ex.run_predict(args.model, args.images, args.out, device=device, data=args.data)
+            print(ex.table(r["predictions"], [("file", "file"), ("predicted", "predicted"),
+                                               ("probability", lambda p: f"{p['probability']:.3f}"),
+                                               ("copy of a real", "identical_to_a_real")]))
+        elif args.command == "ssl-pretrain":
+            from .data import list_images, load_images
+            from .ssl_pretrain import pretrain
+
+            folder = args.data / "real" if (args.data / "real").is_dir() else args.data
+            images, _ = load_images(list_images(folder), args.size)
+            losses = pretrain(images, args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
+                              seed=args.seed, device=device)
+            print(f"Barlow Twins loss {losses[0]:.1f} -> {losses[-1]:.1f} over {len(losses)} epochs on {len(images)} images; "
+                  f"backbone: {args.out} (use: --space ssl --weights {args.out})")
+            return 0
+        elif args.command == "evaluate":
+            r = ex.run_evaluate(args.model, args.data, args.out, device=device)
+            print(f"accuracy: {pct(r['accuracy'])}%")
+        else:
+            spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
+            bad = [s for s in spaces if s not in ("rgb", "freq", "sl", "ssl")]
+            if bad or not spaces:
+                raise ValueError(f"--spaces: unknown space(s) {bad or spaces}: choose from rgb, freq, sl, ssl")
+            r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,
+                                  batch_size=args.batch_size, **kw)
+            print(ex.table(r["rows"], [("method", "method"), ("space", "space"),
+                                       ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
+                                       ("FDR", lambda x: f"{x['fdr']:.2f}")]))
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"\nwrote {args.out}/results.json" + "".join(f", {args.out}/{f}" for f in r.get("figures", [])))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .bench import SHAPES
 
@@ -121,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=4096, help="fakes per block (default 4096)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MiB of reals held at once per rank")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a stuck collective fails")
+    _add_pipeline_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("artifacts", "fit", "predict", "evaluate", "experiment", "ssl-pretrain"):
+        return _run_pipeline_command(args)
     if args.command == "project":
         from .pipeline import run
 

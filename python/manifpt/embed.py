@@ -119,7 +119,9 @@ def _sha256(path: Path) -> str:
 
 
 class ResNet50Features(Embedder):
-    """torchvision ResNet50 up to the pooled 2048-d vector (fc removed), from a local state dict."""
+    """A torchvision ResNet up to its pooled feature vector (fc removed), from a local state dict:
+    ResNet50 (2048-d) for torchvision's and Barlow Twins' files, or the backbone that
+    `manifpt ssl-pretrain` wrote (its file names the architecture)."""
 
     input_size = 224
 
@@ -127,11 +129,17 @@ class ResNet50Features(Embedder):
         super().__init__(**kw)
         import torchvision
 
+        from .ssl_pretrain import FORMAT
+
         self.name = space
         self.weights = resolve_weights(space, weights)
-        model = torchvision.models.resnet50(weights=None)
+        raw = _read_state_dict(self.weights)
+        arch = "resnet50"
+        if raw.get("format") == FORMAT:  # our own Barlow Twins backbone
+            arch, raw = raw["arch"], raw["state_dict"]
+        model = getattr(torchvision.models, arch)(weights=None)
         model.fc = torch.nn.Identity()
-        state = {k: v for k, v in _read_state_dict(self.weights).items() if not k.startswith("fc.")}  # head unused
+        state = {k: v for k, v in raw.items() if not k.startswith("fc.")}  # the head is not used
         expected = model.state_dict()
         missing = [k for k in expected if k not in state]
         unexpected = [k for k in state if k not in expected]
@@ -139,11 +147,12 @@ class ResNet50Features(Embedder):
                  if k in state and tuple(state[k].shape) != tuple(v.shape)]
         if missing or unexpected or wrong:
             raise ValueError(
-                f"{space}: {self.weights} is not a ResNet50 state dict: {len(missing)} missing keys (e.g. {missing[:3]}), "
+                f"{space}: {self.weights} is not a {arch} state dict: {len(missing)} missing keys (e.g. {missing[:3]}), "
                 f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]}), {len(wrong)} wrong shapes (e.g. {wrong[:2]}). "
                 "Expected torchvision's resnet50 keys (conv1.weight, layer1.0.conv1.weight, ...); the fc.* head may be absent."
             )
         model.load_state_dict(state, strict=False)
+        self.arch = arch
         self.model = model.eval().to(self.device)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
@@ -152,7 +161,7 @@ class ResNet50Features(Embedder):
     def key(self):
         if self._hash is None:
             self._hash = _sha256(self.weights)[:16]
-        return f"{self.name}-resnet50-{self._hash}"
+        return f"{self.name}-{self.arch}-{self._hash}"
 
     def _forward(self, x):
         if x.shape[-2:] != (self.input_size, self.input_size):
@@ -165,10 +174,12 @@ def _read_state_dict(path: Path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles arbitrary objects
     except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which and why
         raise ValueError(f"cannot read weights file {path} as a torch state dict: {type(e).__name__}: {e}") from e
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) and "format" not in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise ValueError(f"weights file {path} holds a {type(obj).__name__}, not a state dict")
+    if "format" in obj:
+        return obj
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 

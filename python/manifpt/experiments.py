@@ -1,0 +1,200 @@
+"""What the CLI commands do, as functions: artifacts of a dataset, fitting an attributor, predicting,
+evaluating, and the paper's model-type attribution experiment (Table 1, ManiFPT rows).
+
+Every function returns a plain dict (also written as results.json), and writes figures into `out`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import metrics, viz
+from .attribute import Attributor
+from .data import ImageFolderGM, list_images, load_images
+from .embed import get_embedder
+from .io import atomic_save_npy, atomic_write_json
+from .manifold import RealManifold
+
+DEFAULT_SIZE = 32
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu, cuda or auto, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return device
+
+
+def dataset_artifacts(data: Path, space: str, *, size: int = DEFAULT_SIZE, weights=None, neighbour_space=None,
+                      skip_bad: bool = False, device: str = "cpu", cache_dir: Path | None = None, progress: bool = True):
+    """Artifacts of every generated image of a GM folder. Returns (dataset, Artifacts, labels, fakes)."""
+    ds = ImageFolderGM(data, size=size)
+    embedder = get_embedder(space, weights=weights, device=device)
+    reals, _ = ds.load_reals(skip_bad=skip_bad)
+    manifold = RealManifold(embedder, reals, cache_dir=cache_dir, progress=progress)
+    fakes, labels, _ = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
+    return ds, manifold, manifold.artifacts(fakes, neighbour_space=neighbour_space), labels, fakes
+
+
+def _drop_identical(art, labels):
+    keep = ~art.identical
+    return art.artifact[keep], labels[keep], int((~keep).sum())
+
+
+def run_artifacts(data, space, out: Path, **kw) -> dict:
+    out = Path(out)
+    ds, manifold, art, labels, fakes = dataset_artifacts(data, space, cache_dir=out / "cache", **kw)
+    atomic_save_npy(out / "artifacts.npy", art.artifact.numpy())
+    atomic_save_npy(out / "labels.npy", labels.numpy())
+    atomic_save_npy(out / "index.npy", art.index.numpy())
+    a, y, n_identical = _drop_identical(art, labels)
+    fdr = metrics.fd_ratio(a.numpy(), y.numpy())
+    per_model = []
+    for k, name in enumerate(ds.models):
+        m = labels == k
+        per_model.append({"model": name, "images": int(m.sum()), "mean_distance": float(art.distance[m].mean()),
+                          "identical_to_a_real": int((art.identical & m).sum())})
+    pick = [int(torch.nonzero(labels == k)[0]) for k in range(len(ds.models))]
+    arts = {space: art.artifact[pick]} if art.artifact.dim() == 4 and art.artifact.shape[1] == 3 else {}
+    if space != "rgb":
+        arts["rgb"] = fakes[pick] - manifold.rgb[art.index[pick]]
+    viz.triplet_figure(fakes[pick], manifold.rgb[art.index[pick]], arts, [ds.models[k] for k in range(len(ds.models))],
+                       out / "triplets.png")
+    result = {"space": space, "neighbour_space": kw.get("neighbour_space") or space, "models": per_model,
+              "identical_excluded": n_identical, "fdr": fdr, "figures": ["triplets.png"]}
+    atomic_write_json(out / "results.json", result)
+    return result
+
+
+def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
+            size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True) -> dict:
+    out = Path(out)
+    ds, _, art, labels, _ = dataset_artifacts(data, space, size=size, weights=weights, neighbour_space=neighbour_space,
+                                              skip_bad=skip_bad, device=device, cache_dir=out / "cache", progress=progress)
+    return _fit_eval(ds, art, labels, out, space=space, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
+                     optimizer=optimizer, resume=resume, device=device, progress=progress,
+                     extra={"space": space, "data": str(Path(data).resolve()), "size": size,
+                            "weights": None if weights is None else str(weights), "neighbour_space": neighbour_space})
+
+
+def _fit_eval(ds, art, labels, out, *, space, arch, epochs, seed, batch_size, optimizer, resume, device, progress, extra,
+              figures=True) -> dict:
+    split = ds.split(seed)
+    keep = ~art.identical
+    parts = {k: torch.tensor([i for i in v if keep[i]], dtype=torch.long) for k, v in split.items()}
+    x, y = art.artifact, labels
+    att = Attributor(len(ds.models), tuple(x.shape[1:]), arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
+                     optimizer=optimizer, device=device, class_names=ds.models)
+    t0 = time.perf_counter()
+    att.fit(x[parts["train"]], y[parts["train"]], x[parts["val"]], y[parts["val"]], checkpoint=out / "checkpoint.pt",
+            resume=resume, progress=progress)
+    pred, _ = att.predict(x[parts["test"]])
+    acc = metrics.accuracy(pred.numpy(), y[parts["test"]].numpy())
+    cm = metrics.confusion_matrix(pred.numpy(), y[parts["test"]].numpy(), len(ds.models))
+    att.save(out / "model.pt", extra={**extra, "seed": seed})
+    result = {"space": space, "arch": arch, "seed": seed, "accuracy": acc, "confusion": cm.tolist(), "models": ds.models,
+              "train_seconds": time.perf_counter() - t0, "sizes": {k: len(v) for k, v in parts.items()},
+              "identical_excluded": int((~keep).sum()), "history": att.history}
+    if figures:
+        viz.confusion_figure(cm, ds.models, out / "confusion.png", title=f"ManiFPT {space}: {100 * acc:.1f}%")
+        result["figures"] = ["confusion.png"]
+    atomic_write_json(out / "results.json", result)
+    return result
+
+
+def _model_manifold(model_path: Path, device: str, data_override=None):
+    att, extra = Attributor.load(model_path, device=device)
+    data = data_override or extra.get("data")
+    if not data:
+        raise ValueError(f"{model_path} does not say which real images it was trained against: pass --data ROOT")
+    ds = ImageFolderGM(data, size=extra["size"])
+    embedder = get_embedder(extra["space"], weights=extra.get("weights"), device=device)
+    reals, _ = ds.load_reals()
+    cache = Path(model_path).parent / "cache"
+    return att, extra, ds, RealManifold(embedder, reals, cache_dir=cache)
+
+
+def run_predict(model: Path, images: list[Path], out: Path, *, device="cpu", data=None) -> dict:
+    att, extra, _, manifold = _model_manifold(model, device, data)
+    files = []
+    for p in images:
+        files += list_images(p) if Path(p).is_dir() else [Path(p)]
+    if not files:
+        raise ValueError("manifpt predict: no images given")
+    x, _ = load_images(files, extra["size"])
+    art = manifold.artifacts(x, neighbour_space=extra.get("neighbour_space"))
+    labels, probs = att.predict(art.artifact)
+    names = att.config["class_names"]
+    rows = [{"file": str(f), "predicted": names[int(k)], "probability": float(probs[i, k]),
+             "identical_to_a_real": bool(art.identical[i])} for i, (f, k) in enumerate(zip(files, labels))]
+    result = {"model": str(model), "space": extra["space"], "predictions": rows}
+    atomic_write_json(Path(out) / "results.json", result)
+    return result
+
+
+def run_evaluate(model: Path, data: Path, out: Path, *, device="cpu") -> dict:
+    att, extra, ds, manifold = _model_manifold(model, device, data)
+    names = att.config["class_names"]
+    if ds.models != names:
+        raise ValueError(f"{data} has models {ds.models}, but the attributor was trained on {names}")
+    fakes, labels, _ = ds.load(list(range(len(ds.files))))
+    art = manifold.artifacts(fakes, neighbour_space=extra.get("neighbour_space"))
+    a, y, n_identical = _drop_identical(art, labels)
+    pred, _ = att.predict(a)
+    cm = metrics.confusion_matrix(pred.numpy(), y.numpy(), len(names))
+    acc = metrics.accuracy(pred.numpy(), y.numpy())
+    viz.confusion_figure(cm, names, Path(out) / "confusion.png", title=f"{extra['space']}: {100 * acc:.1f}%")
+    result = {"model": str(model), "data": str(data), "accuracy": acc, "confusion": cm.tolist(), "models": names,
+              "identical_excluded": n_identical, "figures": ["confusion.png"]}
+    atomic_write_json(Path(out) / "results.json", result)
+    return result
+
+
+def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
+                   size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True) -> dict:
+    """Table 1, ManiFPT rows: for each space, accuracy mean +- std over seeds (each seed its own split
+    and initialisation) and the FD ratio of the test artifacts; t-SNE of pixels and of each space's
+    artifacts. The baselines' rows come with manifpt.baselines."""
+    out = Path(out)
+    rows, panels = [], {}
+    ds = None
+    for space in spaces:
+        w = weights.get(space) if isinstance(weights, dict) else weights
+        ds, manifold, art, labels, fakes = dataset_artifacts(
+            data, space, size=size, weights=w, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
+            cache_dir=out / "cache", progress=progress)
+        accs = []
+        for seed in range(seeds):
+            r = _fit_eval(ds, art, labels, out / space / f"seed{seed}", space=space, arch=arch, epochs=epochs, seed=seed,
+                          batch_size=batch_size, optimizer="adamw", resume=False, device=device, progress=progress,
+                          extra={"space": space, "data": str(Path(data).resolve()), "size": size,
+                                 "weights": None if w is None else str(w), "neighbour_space": neighbour_space},
+                          figures=seed == 0)
+            accs.append(r["accuracy"])
+        a, y, _ = _drop_identical(art, labels)
+        mean, std = metrics.mean_std(accs)
+        rows.append({"method": "ManiFPT", "space": space, "accuracy_mean": mean, "accuracy_std": std,
+                     "accuracies": accs, "fdr": metrics.fd_ratio(a.numpy(), y.numpy())["fdr"]})
+        panels[f"artifacts ({space})"] = (a.numpy(), y.numpy())
+        if "pixels" not in panels:
+            keep = ~art.identical
+            panels["pixels"] = (fakes[keep].numpy(), labels[keep].numpy())
+    viz.tsne_figure(dict(sorted(panels.items(), key=lambda kv: kv[0] != "pixels")), ds.models, out / "tsne.png")
+    result = {"experiment": "model-type", "data": str(data), "models": ds.models, "arch": arch, "epochs": epochs,
+              "seeds": seeds, "rows": rows, "figures": ["tsne.png"] + [f"{s}/seed0/confusion.png" for s in spaces]}
+    atomic_write_json(out / "results.json", result)
+    return result
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """A markdown table of `rows` with (header, key-or-callable) columns."""
+    head = "| " + " | ".join(h for h, _ in columns) + " |"
+    sep = "|" + "---|" * len(columns)
+    body = ["| " + " | ".join(str(f(r) if callable(f) else r[f]) for _, f in columns) + " |" for r in rows]
+    return "\n".join([head, sep, *body])

@@ -1,0 +1,91 @@
+"""Figures: t-SNE panels (the paper's Fig. 1), confusion matrices, artifact triplets (Figs. 3-5).
+All written atomically as PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    from .io import atomic_write
+
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    _plt().close(fig)
+    return Path(path)
+
+
+def tsne_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], path: Path, seed: int = 0) -> Path:
+    """One t-SNE scatter per panel: {title: (features (N, ...), labels (N,))}."""
+    from sklearn.manifold import TSNE
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    for ax, (title, (feats, labels)) in zip(axes[0], panels.items()):
+        x = np.asarray(feats, dtype=np.float32).reshape(len(feats), -1)
+        perplexity = float(max(2, min(30, (len(x) - 1) // 3)))
+        emb = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+        for k, name in enumerate(class_names):
+            m = np.asarray(labels) == k
+            ax.scatter(emb[m, 0], emb[m, 1], s=6, label=name)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(fontsize=7, markerscale=2, loc="best")
+    return _save(fig, path)
+
+
+def confusion_figure(cm: np.ndarray, class_names: list[str], path: Path, title: str = "") -> Path:
+    plt = _plt()
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 0.8 + 0.6 * k))
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(k), class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def _show(img: torch.Tensor) -> np.ndarray:
+    """(3, H, W) -> displayable (H, W, 3) in [0, 1]; artifacts are rescaled symmetrically around 0.5."""
+    x = img.detach().float()
+    if x.min() < 0:
+        x = 0.5 + 0.5 * x / x.abs().max().clamp_min(1e-12)
+    return x.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def triplet_figure(fakes: torch.Tensor, nearest: torch.Tensor, artifacts: dict[str, torch.Tensor], row_titles: list[str],
+                   path: Path) -> Path:
+    """Rows of (generated x_G, nearest real x*, artifact in each space) like the paper's Figs. 3-5.
+    Image-shaped artifacts with 3 channels are shown as images (freq: log-magnitude difference)."""
+    plt = _plt()
+    cols = 2 + len(artifacts)
+    fig, axes = plt.subplots(len(fakes), cols, figsize=(2.0 * cols, 2.0 * len(fakes)), squeeze=False)
+    for r in range(len(fakes)):
+        panels = [("x_G", fakes[r]), ("x* (nearest real)", nearest[r])] + [(f"a ({s})", a[r]) for s, a in artifacts.items()]
+        for c, (title, img) in enumerate(panels):
+            ax = axes[r][c]
+            ax.imshow(_show(img))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+        axes[r][0].set_ylabel(row_titles[r], fontsize=8)
+    return _save(fig, path)
