@@ -1,0 +1,48 @@
+"""Marra et al. 2018, "Detection of GAN-generated fake images over social networks": a deep ImageNet
+CNN fine-tuned as the classifier. Theirs was XceptionNet; torchvision has Inception-v3, its closest
+relative.
+
+Network: Inception-v3 (without the auxiliary head) with a K-way head over its pooled 2048-d
+features, fine-tuned from ImageNet weights when a local file is given (`weights`). Images are resized
+to `input_size` (299, as Inception-v3 expects; 75 is its minimum), ImageNet-normalised; Adam lr 1e-4.
+"""
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+from .base import TorchBaseline, Trunk
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+class Marra18(TorchBaseline):
+    name = "marra18"
+
+    def __init__(self, weights=None, input_size: int = 299, lr: float = 1e-4, **kw):
+        super().__init__(lr=lr, **kw)
+        if input_size < 75:
+            raise ValueError(f"marra18: Inception-v3 needs input_size >= 75, got {input_size}")
+        self.weights, self.input_size = weights, input_size
+
+    def transform(self, images, train, gen=None):
+        x = TF.resize(images, [self.input_size, self.input_size], antialias=True)
+        if train and torch.rand(1, generator=gen) < 0.5:
+            x = x.flip(-1)
+        return (x - MEAN) / STD
+
+    def make_net(self, num_classes):
+        model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+        if self.weights is not None:
+            state = torch.load(self.weights, map_location="cpu", weights_only=True)
+            state = {k: v for k, v in state.items() if not k.startswith(("fc.", "AuxLogits."))}
+            missing = [k for k in model.state_dict() if k not in state and not k.startswith("fc.")]
+            if missing:
+                raise ValueError(f"marra18: {self.weights} is not an Inception-v3 state dict ({len(missing)} missing keys, "
+                                 f"e.g. {missing[:3]})")
+            model.load_state_dict(state, strict=False)
+        model.fc = nn.Identity()
+        return Trunk(model, 2048, num_classes)

@@ -1,0 +1,97 @@
+"""The eight baselines at toy size: one interface, features of the right shape, each learns an easy
+two-class task (smooth mid-range images vs clipped white noise), and their feature maps are checked
+where they can be computed by hand."""
+import numpy as np
+import pytest
+import torch
+
+from manifpt.baselines import BASELINES, make_baseline
+from manifpt.baselines.durall20 import azimuthal_profile
+from manifpt.baselines.nataraj19 import cooccurrence
+
+FAST = {
+    "mccloskey18": {},
+    "durall20": {},
+    "dzanic20": {},
+    "nataraj19": {"epochs": 3},
+    "wang20": {"arch": "small", "load_size": 36, "input_size": 32, "epochs": 8, "lr": 1e-3, "p_blur": 0.1, "p_jpeg": 0.1},
+    "marra18": {"input_size": 75, "epochs": 10, "batch_size": 8},
+    "marra19": {"epochs": 4, "memory": 20},
+    "yu19": {"input_size": 32, "epochs": 8, "lr": 1e-3},
+}
+
+
+def toy(n=40, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(n // 2, 3, size + 7, size + 7, generator=g), 8, 1)
+    smooth = 0.35 + 0.3 * (smooth - smooth.amin()) / (smooth.amax() - smooth.amin())
+    noise = (torch.rand(n // 2, 3, size, size, generator=g) * 1.4 - 0.2).clamp(0, 1)
+    x = torch.cat([smooth, noise])
+    y = torch.tensor([0] * (n // 2) + [1] * (n // 2))
+    perm = torch.randperm(n, generator=g)
+    return x[perm], y[perm]
+
+
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_learns_easy_task(name):
+    x, y = toy(40)
+    xt, yt = toy(20, seed=1)
+    b = make_baseline(name, seed=0, **FAST[name])
+    b.fit(x, y, xt, yt)
+    pred = b.predict(xt)
+    assert pred.shape == (20,) and pred.dtype == np.int64
+    assert (pred == yt.numpy()).mean() >= 0.8, name
+    f = b.features(xt)
+    assert f.ndim == 2 and f.shape[0] == 20 and np.isfinite(f).all()
+
+
+def test_all_eight_are_registered():
+    assert sorted(BASELINES) == sorted(["mccloskey18", "nataraj19", "durall20", "dzanic20", "wang20", "marra18",
+                                        "marra19", "yu19"])
+    with pytest.raises(ValueError, match="unknown baseline"):
+        make_baseline("ours")
+
+
+def test_cooccurrence_by_hand():
+    img = torch.zeros(1, 3, 2, 3)
+    img[0, 0, 0] = torch.tensor([0, 1, 1]) / 255  # red row 0: pairs (0,1), (1,1)
+    c = cooccurrence(img)
+    assert c.shape == (1, 3, 256, 256)
+    assert c[0, 0, 0, 1] == 0.25 and c[0, 0, 1, 1] == 0.25 and c[0, 0, 0, 0] == 0.5  # 4 pairs per channel
+    assert torch.allclose(c.sum(dim=(2, 3)), torch.ones(1, 3))
+
+
+def test_mccloskey_features_by_hand():
+    img = torch.full((1, 3, 2, 2), 0.5)
+    img[0, 0, 0, 0] = 1.0  # one saturated red pixel
+    img[0, :, 1, 1] = 0.0  # one pixel under-exposed in every channel
+    f = make_baseline("mccloskey18").features(img)[0]
+    assert f.tolist() == [0.25, 0, 0, 0.25, 0.25, 0.25, 0.25, 0.25]
+
+
+def test_durall_profile_is_normalised_and_sized():
+    p = azimuthal_profile(torch.rand(3, 3, 32, 32))
+    assert p.shape == (3, 16) and np.allclose(p.min(1), 0) and np.allclose(p.max(1), 1)
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="underexposed < saturated"):
+        make_baseline("mccloskey18", saturated=10, underexposed=20)
+    with pytest.raises(ValueError, match="input_size >= 75"):
+        make_baseline("marra18", input_size=32)
+    with pytest.raises(ValueError, match="power of two"):
+        make_baseline("yu19", input_size=48)
+    with pytest.raises(ValueError, match="must not exceed load_size"):
+        make_baseline("wang20", load_size=32, input_size=64)
+    with pytest.raises(ValueError, match=r"float \(N, 3, H, W\)"):
+        make_baseline("durall20").features(torch.zeros(2, 32, 32))
+    with pytest.raises(RuntimeError, match="call fit"):
+        make_baseline("nataraj19").predict(torch.rand(2, 3, 8, 8))
+
+
+def test_wang20_training_augmentation():
+    b = make_baseline("wang20", arch="small", load_size=40, input_size=32, p_blur=1.0, p_jpeg=1.0)
+    x = torch.rand(3, 3, 20, 20)
+    out = b.transform(x, train=True, gen=torch.Generator().manual_seed(0))
+    assert out.shape == (3, 3, 32, 32) and torch.isfinite(out).all()
+    assert b.transform(x, train=False).shape == (3, 3, 32, 32)
