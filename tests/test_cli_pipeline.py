@@ -50,6 +50,15 @@ def test_experiment_model_type(gm, tmp_path, capsys):
     assert "accuracy % (mean +- std)" in capsys.readouterr().out
 
 
+def test_experiment_with_baselines(gm, tmp_path, capsys):
+    assert main(["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "none", "--baselines",
+                 "mccloskey18,durall20", "--seeds", "2", "--device", "cpu", "--out", str(tmp_path / "b")]) == 0
+    r = _json(tmp_path / "b" / "results.json")
+    assert [row["method"] for row in r["rows"]] == ["mccloskey18", "durall20"] and r["baseline_preset"] == "cpu"
+    assert main(["experiment", "model-type", "--data", str(gm), "--baselines", "fft9", "--out", str(tmp_path)]) == 2
+    assert "unknown baseline(s) ['fft9']" in capsys.readouterr().err
+
+
 def test_errors(gm, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--data", str(gm), "--space", "pixels"])

@@ -150,7 +150,12 @@ def _add_pipeline_commands(sub) -> None:
     esub = p.add_subparsers(dest="experiment", required=True)
     e = esub.add_parser("model-type", help="Table 1: model-type attribution, accuracy mean +- std over seeds and FDR")
     _data_args(e, space=False)
-    e.add_argument("--spaces", default="rgb,freq", help="comma-separated: rgb,freq,sl,ssl")
+    e.add_argument("--spaces", default="rgb,freq", help="comma-separated: rgb,freq,sl,ssl (or 'none')")
+    e.add_argument("--baselines", default="none",
+                   help="comma-separated baselines (mccloskey18,nataraj19,durall20,dzanic20,wang20,marra18,marra19,yu19), "
+                        "'all' or 'none' (default)")
+    e.add_argument("--baseline-preset", choices=("cpu", "paper"), default="cpu",
+                   help="cpu: the baselines' networks sized for small images on a CPU; paper: each paper's settings")
     e.add_argument("--seeds", type=int, default=3)
     _train_args(e)
     _common(e, "model-type")
@@ -208,12 +213,23 @@ def _run_pipeline_command(args) -> int:
             r = ex.run_evaluate(args.model, args.data, args.out, device=device)
             print(f"accuracy: {pct(r['accuracy'])}%")
         else:
-            spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
+            from .baselines import BASELINES
+
+            spaces = [] if args.spaces == "none" else [s.strip() for s in args.spaces.split(",") if s.strip()]
             bad = [s for s in spaces if s not in ("rgb", "freq", "sl", "ssl")]
-            if bad or not spaces:
-                raise ValueError(f"--spaces: unknown space(s) {bad or spaces}: choose from rgb, freq, sl, ssl")
+            if bad:
+                raise ValueError(f"--spaces: unknown space(s) {bad}: choose from rgb, freq, sl, ssl")
+            if args.baselines in ("none", "all"):
+                names = list(BASELINES) if args.baselines == "all" else []
+            else:
+                names = [b.strip() for b in args.baselines.split(",") if b.strip()]
+            unknown = [b for b in names if b not in BASELINES]
+            if unknown:
+                raise ValueError(f"--baselines: unknown baseline(s) {unknown}: choose from {', '.join(BASELINES)}")
+            if not spaces and not names:
+                raise ValueError("nothing to run: give --spaces and/or --baselines")
             r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,
-                                  batch_size=args.batch_size, **kw)
+                                  batch_size=args.batch_size, baselines=names, baseline_preset=args.baseline_preset, **kw)
             print(ex.table(r["rows"], [("method", "method"), ("space", "space"),
                                        ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
                                        ("FDR", lambda x: f"{x['fdr']:.2f}")]))

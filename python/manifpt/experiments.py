@@ -156,11 +156,40 @@ def run_evaluate(model: Path, data: Path, out: Path, *, device="cpu") -> dict:
     return result
 
 
+def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, device: str) -> dict:
+    """Constructor arguments of a baseline under a preset.
+
+    `paper` keeps each paper's settings: ResNet50 at 224 (Wang20), Inception-v3 at 299 (Marra18), 128 x 128
+    (Yu19). `cpu` keeps the architectures but fits them to small images on a CPU:
+    - Wang20 uses the small ResNet at the image size;
+    - Marra18 uses Inception-v3's minimum input of 75;
+    - Yu19 uses the image size rounded up to a power of two;
+    - the CNN baselines train with lr 1e-3.
+    The CNN baselines get `epochs`; every baseline gets `seed`."""
+    from .baselines import BASELINES
+    from .baselines.base import SklearnBaseline
+
+    params = {"seed": seed, "epochs": epochs, "device": device}
+    if preset == "cpu":
+        params.update({
+            "wang20": {"arch": "small", "load_size": size + size // 8, "input_size": size, "lr": 1e-3},
+            "marra18": {"input_size": 75, "batch_size": 16},
+            "yu19": {"input_size": max(8, 1 << (size - 1).bit_length()), "lr": 1e-3},
+        }.get(name, {}))
+    elif preset != "paper":
+        raise ValueError(f"--baseline-preset must be 'cpu' or 'paper', got {preset!r}")
+    return {"seed": seed} if issubclass(BASELINES[name], SklearnBaseline) else params
+
+
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
-                   size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True) -> dict:
-    """Table 1, ManiFPT rows: for each space, accuracy mean +- std over seeds (each seed its own split
-    and initialisation) and the FD ratio of the test artifacts; t-SNE of pixels and of each space's
-    artifacts. The baselines' rows come with manifpt.baselines."""
+                   size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
+                   baselines=(), baseline_preset="cpu") -> dict:
+    """Table 1: for each space (ManiFPT) and each baseline, the test accuracy mean +- std over seeds
+    (each seed its own split and initialisation) and the FD ratio over all generated images: of the
+    artifacts (ManiFPT), or of the baseline's features (its seed-0 model). Also t-SNE panels of the
+    pixels, each space's artifacts and each baseline's features (Fig. 1)."""
+    from .baselines import make_baseline
+
     out = Path(out)
     rows, panels = [], {}
     ds = None
@@ -185,9 +214,29 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         if "pixels" not in panels:
             keep = ~art.identical
             panels["pixels"] = (fakes[keep].numpy(), labels[keep].numpy())
+    if baselines and ds is None:  # baselines only: the images without any space's artifacts
+        ds = ImageFolderGM(data, size=size)
+        fakes, labels, _ = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
+        panels["pixels"] = (fakes.numpy(), labels.numpy())
+    for name in baselines:
+        accs, fdr = [], None
+        for seed in range(seeds):
+            split = {k: torch.tensor(v, dtype=torch.long) for k, v in ds.split(seed).items()}
+            b = make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, seed, device))
+            b.fit(fakes[split["train"]], labels[split["train"]], fakes[split["val"]], labels[split["val"]])
+            test_x, test_y = fakes[split["test"]], labels[split["test"]].numpy()
+            accs.append(metrics.accuracy(b.predict(test_x), test_y))
+            if seed == 0:  # FDR and t-SNE over all generated images, as for the artifacts
+                feats = b.features(fakes)
+                fdr = metrics.fd_ratio(feats, labels.numpy())["fdr"]
+                panels[f"{name} features"] = (feats, labels.numpy())
+        mean, std = metrics.mean_std(accs)
+        rows.append({"method": name, "space": "-", "accuracy_mean": mean, "accuracy_std": std, "accuracies": accs,
+                     "fdr": fdr, "preset": baseline_preset})
     viz.tsne_figure(dict(sorted(panels.items(), key=lambda kv: kv[0] != "pixels")), ds.models, out / "tsne.png")
     result = {"experiment": "model-type", "data": str(data), "models": ds.models, "arch": arch, "epochs": epochs,
-              "seeds": seeds, "rows": rows, "figures": ["tsne.png"] + [f"{s}/seed0/confusion.png" for s in spaces]}
+              "seeds": seeds, "baseline_preset": baseline_preset if baselines else None, "rows": rows,
+              "figures": ["tsne.png"] + [f"{s}/seed0/confusion.png" for s in spaces]}
     atomic_write_json(out / "results.json", result)
     return result
 

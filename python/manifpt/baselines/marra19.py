@@ -65,14 +65,14 @@ class Marra19(Baseline):
         gen = torch.Generator().manual_seed(self.seed)
         body = SmallResNet(3, 2)
         self.extractor = body.features.to(self.device)
-        head = nn.Linear(64, 0).to(self.device)
+        head = None
         exemplars: dict[int, torch.Tensor] = {}
         classes = sorted(int(c) for c in y.unique())
         for t, c in enumerate(classes):
             old_net = copy.deepcopy(nn.Sequential(self.extractor, head)).eval() if t else None
-            new_head = nn.Linear(64, t + 1).to(self.device)
-            with torch.no_grad():
-                if t:
+            new_head = nn.Linear(64, t + 1).to(self.device)  # one more output; the old ones keep their weights
+            if head is not None:
+                with torch.no_grad():
                     new_head.weight[:t] = head.weight
                     new_head.bias[:t] = head.bias
             head = new_head
