@@ -69,6 +69,9 @@ def test_errors(gm, tmp_path, capsys):
     assert main(["artifacts", "--data", str(bad), "--size", "12", "--out", str(tmp_path / "o")]) == 2
     assert "corrupt.png" in capsys.readouterr().err
     assert main(["artifacts", "--data", str(bad), "--size", "12", "--skip-bad", "--out", str(tmp_path / "o")]) == 0
+    assert main(["fit", "--data", str(bad), "--size", "12", "--skip-bad", "--epochs", "1", "--device", "cpu",
+                 "--out", str(tmp_path / "fb")]) == 0  # splits still line up with the images that loaded
+    assert sum(_json(tmp_path / "fb" / "results.json")["sizes"].values()) == 4 + 1 + 4 + 2  # corrupt.png left out
     (tmp_path / "w.pth").write_bytes(b"not weights")
     assert main(["artifacts", "--data", str(gm), "--space", "sl", "--weights", str(tmp_path / "w.pth"),
                  "--out", str(tmp_path / "o")]) == 2

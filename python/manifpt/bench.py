@@ -14,7 +14,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
 import manifpt_ext

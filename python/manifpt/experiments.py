@@ -1,5 +1,5 @@
 """What the CLI commands do, as functions: artifacts of a dataset, fitting an attributor, predicting,
-evaluating, and the paper's model-type attribution experiment (Table 1, ManiFPT rows).
+evaluating, and the paper's model-type attribution experiment (Table 1: ManiFPT and the baselines).
 
 Every function returns a plain dict (also written as results.json), and writes figures into `out`.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import metrics, viz
@@ -33,13 +32,29 @@ def resolve_device(device: str) -> str:
 
 def dataset_artifacts(data: Path, space: str, *, size: int = DEFAULT_SIZE, weights=None, neighbour_space=None,
                       skip_bad: bool = False, device: str = "cpu", cache_dir: Path | None = None, progress: bool = True):
-    """Artifacts of every generated image of a GM folder. Returns (dataset, Artifacts, labels, fakes)."""
+    """Artifacts of every generated image of a GM folder.
+
+    Returns (dataset, manifold, Artifacts, labels, fakes, positions): row r of the tensors is the image
+    ds.files[positions[r]] (with skip_bad, unreadable files have no row)."""
     ds = ImageFolderGM(data, size=size)
     embedder = get_embedder(space, weights=weights, device=device)
     reals, _ = ds.load_reals(skip_bad=skip_bad)
     manifold = RealManifold(embedder, reals, cache_dir=cache_dir, progress=progress)
-    fakes, labels, _ = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
-    return ds, manifold, manifold.artifacts(fakes, neighbour_space=neighbour_space), labels, fakes
+    fakes, labels, paths = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
+    where = {p: i for i, p in enumerate(ds.files)}
+    positions = [where[p] for p in paths]
+    return ds, manifold, manifold.artifacts(fakes, neighbour_space=neighbour_space), labels, fakes, positions
+
+
+def split_rows(ds: ImageFolderGM, seed: int, positions: list[int], keep: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """ds.split(seed) as row indices of tensors whose row r is ds.files[positions[r]], leaving out rows
+    that are not kept (unreadable files, copies of reals)."""
+    row_of = {pos: r for r, pos in enumerate(positions)}
+    out = {}
+    for part, pos in ds.split(seed).items():
+        rows = [row_of[p] for p in pos if p in row_of]
+        out[part] = torch.tensor([r for r in rows if keep is None or keep[r]], dtype=torch.long)
+    return out
 
 
 def _drop_identical(art, labels):
@@ -49,7 +64,7 @@ def _drop_identical(art, labels):
 
 def run_artifacts(data, space, out: Path, **kw) -> dict:
     out = Path(out)
-    ds, manifold, art, labels, fakes = dataset_artifacts(data, space, cache_dir=out / "cache", **kw)
+    ds, manifold, art, labels, fakes, _ = dataset_artifacts(data, space, cache_dir=out / "cache", **kw)
     atomic_save_npy(out / "artifacts.npy", art.artifact.numpy())
     atomic_save_npy(out / "labels.npy", labels.numpy())
     atomic_save_npy(out / "index.npy", art.index.numpy())
@@ -75,19 +90,19 @@ def run_artifacts(data, space, out: Path, **kw) -> dict:
 def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
             size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True) -> dict:
     out = Path(out)
-    ds, _, art, labels, _ = dataset_artifacts(data, space, size=size, weights=weights, neighbour_space=neighbour_space,
-                                              skip_bad=skip_bad, device=device, cache_dir=out / "cache", progress=progress)
-    return _fit_eval(ds, art, labels, out, space=space, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
+    ds, _, art, labels, _, positions = dataset_artifacts(
+        data, space, size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
+        cache_dir=out / "cache", progress=progress)
+    return _fit_eval(ds, art, labels, positions, out, space=space, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
                      optimizer=optimizer, resume=resume, device=device, progress=progress,
                      extra={"space": space, "data": str(Path(data).resolve()), "size": size,
                             "weights": None if weights is None else str(weights), "neighbour_space": neighbour_space})
 
 
-def _fit_eval(ds, art, labels, out, *, space, arch, epochs, seed, batch_size, optimizer, resume, device, progress, extra,
+def _fit_eval(ds, art, labels, positions, out, *, space, arch, epochs, seed, batch_size, optimizer, resume, device, progress, extra,
               figures=True) -> dict:
-    split = ds.split(seed)
     keep = ~art.identical
-    parts = {k: torch.tensor([i for i in v if keep[i]], dtype=torch.long) for k, v in split.items()}
+    parts = split_rows(ds, seed, positions, keep)
     x, y = art.artifact, labels
     att = Attributor(len(ds.models), tuple(x.shape[1:]), arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
                      optimizer=optimizer, device=device, class_names=ds.models)
@@ -156,7 +171,7 @@ def run_evaluate(model: Path, data: Path, out: Path, *, device="cpu") -> dict:
     return result
 
 
-def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, device: str) -> dict:
+def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, device: str, progress: bool = False) -> dict:
     """Constructor arguments of a baseline under a preset.
 
     `paper` keeps each paper's settings: ResNet50 at 224 (Wang20), Inception-v3 at 299 (Marra18), 128 x 128
@@ -169,7 +184,7 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
     from .baselines import BASELINES
     from .baselines.base import SklearnBaseline
 
-    params = {"seed": seed, "epochs": epochs, "device": device}
+    params = {"seed": seed, "epochs": epochs, "device": device, "progress": progress}
     if preset == "cpu":
         params.update({
             "wang20": {"arch": "small", "load_size": size + size // 8, "input_size": size, "lr": 1e-3},
@@ -195,12 +210,12 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
     ds = None
     for space in spaces:
         w = weights.get(space) if isinstance(weights, dict) else weights
-        ds, manifold, art, labels, fakes = dataset_artifacts(
+        ds, manifold, art, labels, fakes, positions = dataset_artifacts(
             data, space, size=size, weights=w, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
             cache_dir=out / "cache", progress=progress)
         accs = []
         for seed in range(seeds):
-            r = _fit_eval(ds, art, labels, out / space / f"seed{seed}", space=space, arch=arch, epochs=epochs, seed=seed,
+            r = _fit_eval(ds, art, labels, positions, out / space / f"seed{seed}", space=space, arch=arch, epochs=epochs, seed=seed,
                           batch_size=batch_size, optimizer="adamw", resume=False, device=device, progress=progress,
                           extra={"space": space, "data": str(Path(data).resolve()), "size": size,
                                  "weights": None if w is None else str(w), "neighbour_space": neighbour_space},
@@ -216,13 +231,15 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
             panels["pixels"] = (fakes[keep].numpy(), labels[keep].numpy())
     if baselines and ds is None:  # baselines only: the images without any space's artifacts
         ds = ImageFolderGM(data, size=size)
-        fakes, labels, _ = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
+        fakes, labels, paths = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
+        where = {p: i for i, p in enumerate(ds.files)}
+        positions = [where[p] for p in paths]
         panels["pixels"] = (fakes.numpy(), labels.numpy())
     for name in baselines:
         accs, fdr = [], None
         for seed in range(seeds):
-            split = {k: torch.tensor(v, dtype=torch.long) for k, v in ds.split(seed).items()}
-            b = make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, seed, device))
+            split = split_rows(ds, seed, positions)
+            b = make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, seed, device, progress))
             b.fit(fakes[split["train"]], labels[split["train"]], fakes[split["val"]], labels[split["val"]])
             test_x, test_y = fakes[split["test"]], labels[split["test"]].numpy()
             accs.append(metrics.accuracy(b.predict(test_x), test_y))

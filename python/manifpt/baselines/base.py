@@ -71,9 +71,10 @@ class SklearnBaseline(Baseline):
 
 class TorchBaseline(Baseline):
     def __init__(self, epochs: int = 20, batch_size: int = 32, lr: float = 1e-3, patience: int = 5, seed: int = 0,
-                 device: str = "cpu"):
+                 device: str = "cpu", progress: bool = False):
         self.epochs, self.batch_size, self.lr, self.patience, self.seed = epochs, batch_size, lr, patience, seed
         self.device = torch.device(device)
+        self.progress = progress
         self.net: nn.Module | None = None
 
     def transform(self, images: torch.Tensor, train: bool, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -99,7 +100,12 @@ class TorchBaseline(Baseline):
         self.net = self.make_net(int(y.max()) + 1).to(self.device)
         opt = self.optimizer(self.net.parameters())
         best, best_epoch, best_state = -1.0, -1, None
-        for epoch in range(self.epochs):
+        epochs = range(self.epochs)
+        if self.progress:
+            from tqdm import tqdm
+
+            epochs = tqdm(epochs, desc=f"fit {self.name}", unit="epoch")
+        for epoch in epochs:
             if best_epoch >= 0 and epoch - best_epoch > self.patience:
                 break
             self.net.train()
@@ -114,6 +120,8 @@ class TorchBaseline(Baseline):
                 loss.backward()
                 opt.step()
             acc = float((torch.from_numpy(self.predict(xv)) == yv).float().mean())
+            if self.progress:
+                epochs.set_postfix(val_acc=f"{acc:.3f}")
             if acc > best:
                 best, best_epoch = acc, epoch
                 best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}

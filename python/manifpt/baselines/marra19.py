@@ -27,7 +27,8 @@ class Marra19(Baseline):
     name = "marra19"
 
     def __init__(self, memory: int = 200, epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-                 device: str = "cpu"):
+                 device: str = "cpu", progress: bool = False):
+        self.progress = progress
         if memory < 1 or epochs < 1:
             raise ValueError(f"marra19: memory and epochs must be >= 1, got {memory}, {epochs}")
         self.memory, self.epochs, self.batch_size, self.lr, self.seed = memory, epochs, batch_size, lr, seed
@@ -68,7 +69,12 @@ class Marra19(Baseline):
         head = None
         exemplars: dict[int, torch.Tensor] = {}
         classes = sorted(int(c) for c in y.unique())
-        for t, c in enumerate(classes):
+        steps = enumerate(classes)
+        if self.progress:
+            from tqdm import tqdm
+
+            steps = tqdm(steps, total=len(classes), desc="fit marra19", unit="class")
+        for t, c in steps:
             old_net = copy.deepcopy(nn.Sequential(self.extractor, head)).eval() if t else None
             new_head = nn.Linear(64, t + 1).to(self.device)  # one more output; the old ones keep their weights
             if head is not None:
