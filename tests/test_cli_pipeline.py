@@ -46,7 +46,8 @@ def test_experiment_model_type(gm, tmp_path, capsys):
     r = _json(tmp_path / "x" / "results.json")
     assert [(row["method"], row["space"]) for row in r["rows"]] == [("ManiFPT", "rgb"), ("ManiFPT", "freq")]
     assert all(len(row["accuracies"]) == 2 and row["accuracy_std"] >= 0 and row["fdr"] > 0 for row in r["rows"])
-    assert (tmp_path / "x" / "tsne.png").is_file()
+    assert (tmp_path / "x" / "tsne.png").is_file() and (tmp_path / "x" / "triplets.png").is_file()
+    assert "| ManiFPT | freq |" in (tmp_path / "x" / "results.md").read_text()
     assert "accuracy % (mean +- std)" in capsys.readouterr().out
 
 
@@ -82,3 +83,51 @@ def test_errors(gm, tmp_path, capsys):
     (bad / "model_c").mkdir()
     assert main(["fit", "--data", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "model_c holds no images" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def factorial(tmp_path_factory):
+    """4 models: two types (checker, blur) x two training sets (A: flat colours, B: noise textures). The
+    sets differ in texture, which survives the subtraction of the nearest real (brightness would not)."""
+    import numpy as np
+    from images import save
+
+    root = tmp_path_factory.mktemp("fact") / "gm"
+    g = np.random.default_rng(0)
+
+    def sample(kind):
+        if kind == "A":
+            return np.broadcast_to(g.integers(40, 216, (1, 1, 3)), (12, 12, 3)).astype(np.float64)
+        return g.integers(40, 216, (12, 12, 3)).astype(np.float64)
+
+    for i in range(30):
+        for kind in "AB":
+            save(root / "real" / f"{kind}{i}.png", sample(kind).astype(np.uint8))
+    checker = ((np.indices((12, 12)).sum(0) % 2) * 30)[..., None]
+    for name, kind, op in (("checker_A", "A", "checker"), ("checker_B", "B", "checker"), ("blur_A", "A", "blur"),
+                           ("blur_B", "B", "blur")):
+        for i in range(24):
+            img = sample(kind)
+            img = img + checker if op == "checker" else (img + np.roll(img, 1, 0) + np.roll(img, 1, 1)) / 3
+            save(root / name / f"{i}.png", np.clip(img, 0, 255).astype(np.uint8))
+    (root / "models.csv").write_text("model,type,training_set,upsampling\nchecker_A,checker,A,transposed\n"
+                                     "checker_B,checker,B,transposed\nblur_A,blur,A,bilinear\nblur_B,blur,B,bilinear\n")
+    return root
+
+
+def test_training_data_and_layer_type(factorial, tmp_path, capsys):
+    assert main(["experiment", "training-data", "--data", str(factorial), "--size", "12", "--spaces", "rgb", "--seeds", "2",
+                 "--epochs", "8", "--device", "cpu", "--out", str(tmp_path / "t5")]) == 0
+    rows = _json(tmp_path / "t5" / "results.json")["rows"]
+    assert sorted(r["model_type"] for r in rows) == ["blur", "checker"]
+    assert all(r["training_sets"] == ["A", "B"] and r["chance"] == 0.5 and len(r["accuracies"]) == 2 for r in rows)
+    assert max(r["accuracy_mean"] for r in rows) > 0.7  # dark vs bright training sets leave distinct artifacts
+    assert main(["experiment", "layer-type", "--data", str(factorial), "--size", "12", "--spaces", "rgb,freq",
+                 "--device", "cpu", "--out", str(tmp_path / "t6")]) == 0
+    rows = _json(tmp_path / "t6" / "results.json")["rows"]
+    assert {(r["space"], r["factor"]) for r in rows} == {(s, f) for s in ("rgb", "freq") for f in ("training_set", "type", "upsampling")}
+    assert all(0 <= r["nmi"] <= 1 for r in rows)
+    assert "NMI" in capsys.readouterr().out
+    assert main(["experiment", "training-data", "--data", str(factorial), "--type-column", "family",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "no column 'family'" in capsys.readouterr().err

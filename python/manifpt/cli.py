@@ -11,6 +11,8 @@
     manifpt predict --model CKPT IMAGES_OR_DIR ...             attribute images
     manifpt evaluate --model CKPT --data ROOT                  accuracy + confusion matrix
     manifpt experiment model-type --data ROOT --spaces rgb,freq --seeds 3   (paper Table 1)
+    manifpt experiment training-data --data ROOT                             (paper Table 5)
+    manifpt experiment layer-type --data ROOT                                (paper Table 6)
     manifpt ssl-pretrain --data ROOT --out ssl.pth             Barlow Twins on your own reals (ssl space)
 """
 from __future__ import annotations
@@ -148,9 +150,15 @@ def _add_pipeline_commands(sub) -> None:
     _common(p, "evaluate")
     p = sub.add_parser("experiment", help="the paper's experiments")
     esub = p.add_subparsers(dest="experiment", required=True)
-    e = esub.add_parser("model-type", help="Table 1: model-type attribution, accuracy mean +- std over seeds and FDR")
-    _data_args(e, space=False)
-    e.add_argument("--spaces", default="rgb,freq", help="comma-separated: rgb,freq,sl,ssl (or 'none')")
+    def experiment(name: str, help: str, spaces_help: str = "comma-separated: rgb,freq,sl,ssl"):
+        e = esub.add_parser(name, help=help)
+        _data_args(e, space=False)
+        e.add_argument("--spaces", default="rgb,freq", help=spaces_help)
+        _common(e, name)
+        return e
+
+    e = experiment("model-type", "Table 1: model-type attribution, accuracy mean +- std over seeds and FDR",
+                   "comma-separated: rgb,freq,sl,ssl (or 'none')")
     e.add_argument("--baselines", default="none",
                    help="comma-separated baselines (mccloskey18,nataraj19,durall20,dzanic20,wang20,marra18,marra19,yu19), "
                         "'all' or 'none' (default)")
@@ -158,7 +166,13 @@ def _add_pipeline_commands(sub) -> None:
                    help="cpu: the baselines' networks sized for small images on a CPU; paper: each paper's settings")
     e.add_argument("--seeds", type=int, default=3)
     _train_args(e)
-    _common(e, "model-type")
+    e = experiment("training-data", "Table 5: predict the training set of models of one type")
+    e.add_argument("--type-column", default="type", help="models.csv column naming the model type")
+    e.add_argument("--target-column", default="training_set", help="models.csv column naming the training set")
+    e.add_argument("--seeds", type=int, default=3)
+    _train_args(e)
+    e = experiment("layer-type", "Table 6: NMI of artifact clusters against each design factor")
+    e.add_argument("--factors", default=None, help="comma-separated models.csv columns (default: all)")
     p = sub.add_parser("ssl-pretrain", help="train a Barlow Twins backbone on the real images (for --space ssl)")
     p.add_argument("--data", type=Path, required=True, help="GM folder (its real/ images) or a folder of images")
     p.add_argument("--size", type=int, default=32)
@@ -170,10 +184,25 @@ def _add_pipeline_commands(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("runs") / "ssl.pth", help="backbone file (give it to --weights)")
 
 
+def _parse_spaces(text: str, allow_none: bool = False) -> list[str]:
+    if allow_none and text == "none":
+        return []
+    spaces = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in spaces if s not in ("rgb", "freq", "sl", "ssl")]
+    if bad or not spaces:
+        raise ValueError(f"--spaces: unknown space(s) {bad or spaces}: choose from rgb, freq, sl, ssl")
+    return spaces
+
+
 def _run_pipeline_command(args) -> int:
     from . import experiments as ex
 
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    tables = []
+
+    def show(text: str) -> None:
+        print(text)
+        tables.append(text)
     try:
         device = ex.resolve_device(args.device)
         for name in ("epochs", "seeds", "batch_size", "size"):
@@ -185,7 +214,7 @@ def _run_pipeline_command(args) -> int:
                       device=device)
         if args.command == "artifacts":
             r = ex.run_artifacts(args.data, args.space, args.out, **kw)
-            print(ex.table(r["models"], [("model", "model"), ("images", "images"), ("mean distance", lambda m: f"{m['mean_distance']:.4f}"),
+            show(ex.table(r["models"], [("model", "model"), ("images", "images"), ("mean distance", lambda m: f"{m['mean_distance']:.4f}"),
                                          ("copies of a real", "identical_to_a_real")]))
             print(f"\nFD ratio of the artifacts ({args.space}): {r['fdr']['fdr']:.2f}")
         elif args.command == "fit":
@@ -195,7 +224,7 @@ def _run_pipeline_command(args) -> int:
                   f"model: {args.out / 'model.pt'}")
         elif args.command == "predict":
             r = ex.run_predict(args.model, args.images, args.out, device=device, data=args.data)
-            print(ex.table(r["predictions"], [("file", "file"), ("predicted", "predicted"),
+            show(ex.table(r["predictions"], [("file", "file"), ("predicted", "predicted"),
                                                ("probability", lambda p: f"{p['probability']:.3f}"),
                                                ("copy of a real", "identical_to_a_real")]))
         elif args.command == "ssl-pretrain":
@@ -212,13 +241,25 @@ def _run_pipeline_command(args) -> int:
         elif args.command == "evaluate":
             r = ex.run_evaluate(args.model, args.data, args.out, device=device)
             print(f"accuracy: {pct(r['accuracy'])}%")
+        elif args.experiment in ("training-data", "layer-type"):
+            spaces = _parse_spaces(args.spaces)
+            if args.experiment == "training-data":
+                r = ex.run_training_data(args.data, args.out, spaces=spaces, type_column=args.type_column,
+                                         target_column=args.target_column, seeds=args.seeds, arch=args.arch,
+                                         epochs=args.epochs, batch_size=args.batch_size, **kw)
+                show(ex.table(r["rows"], [("space", "space"), ("model type", "model_type"),
+                                           ("training sets", lambda x: ", ".join(x["training_sets"])),
+                                           ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
+                                           ("chance %", lambda x: pct(x["chance"]))]))
+            else:
+                factors = [f.strip() for f in args.factors.split(",")] if args.factors else None
+                r = ex.run_layer_type(args.data, args.out, spaces=spaces, factors=factors, **kw)
+                show(ex.table(r["rows"], [("space", "space"), ("factor", "factor"), ("values", lambda x: len(x["values"])),
+                                           ("NMI", lambda x: f"{x['nmi']:.3f}")]))
         else:
             from .baselines import BASELINES
 
-            spaces = [] if args.spaces == "none" else [s.strip() for s in args.spaces.split(",") if s.strip()]
-            bad = [s for s in spaces if s not in ("rgb", "freq", "sl", "ssl")]
-            if bad:
-                raise ValueError(f"--spaces: unknown space(s) {bad}: choose from rgb, freq, sl, ssl")
+            spaces = _parse_spaces(args.spaces, allow_none=True)
             if args.baselines in ("none", "all"):
                 names = list(BASELINES) if args.baselines == "all" else []
             else:
@@ -230,13 +271,18 @@ def _run_pipeline_command(args) -> int:
                 raise ValueError("nothing to run: give --spaces and/or --baselines")
             r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,
                                   batch_size=args.batch_size, baselines=names, baseline_preset=args.baseline_preset, **kw)
-            print(ex.table(r["rows"], [("method", "method"), ("space", "space"),
+            show(ex.table(r["rows"], [("method", "method"), ("space", "space"),
                                        ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
                                        ("FDR", lambda x: f"{x['fdr']:.2f}")]))
     except (FileNotFoundError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\nwrote {args.out}/results.json" + "".join(f", {args.out}/{f}" for f in r.get("figures", [])))
+    if tables:
+        from .io import atomic_write_text
+
+        atomic_write_text(args.out / "results.md", "\n\n".join(tables) + "\n")
+    print(f"\nwrote {args.out}/results.json" + (", results.md" if tables else "")
+          + "".join(f", {args.out}/{f}" for f in r.get("figures", [])))
     return 0
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+import manifpt_ext
+
 from . import metrics, viz
 from .attribute import Attributor
 from .data import ImageFolderGM, list_images, load_images
@@ -206,8 +208,9 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
     from .baselines import make_baseline
 
     out = Path(out)
-    rows, panels = [], {}
+    rows, panels, triplet_arts = [], {}, {}
     ds = None
+    triplet_rows = nearest = None
     for space in spaces:
         w = weights.get(space) if isinstance(weights, dict) else weights
         ds, manifold, art, labels, fakes, positions = dataset_artifacts(
@@ -226,6 +229,11 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         rows.append({"method": "ManiFPT", "space": space, "accuracy_mean": mean, "accuracy_std": std,
                      "accuracies": accs, "fdr": metrics.fd_ratio(a.numpy(), y.numpy())["fdr"]})
         panels[f"artifacts ({space})"] = (a.numpy(), y.numpy())
+        if art.artifact.dim() == 4 and art.artifact.shape[1] == 3:  # image-shaped: shown in the triplets
+            if triplet_rows is None:  # one image per model, with its RGB nearest real
+                triplet_rows = [int(torch.nonzero(labels == k)[0]) for k in range(len(ds.models))]
+                nearest = manifold.rgb[manifpt_ext.project(fakes[triplet_rows], manifold.rgb).index]
+            triplet_arts[space] = art.artifact[triplet_rows]
         if "pixels" not in panels:
             keep = ~art.identical
             panels["pixels"] = (fakes[keep].numpy(), labels[keep].numpy())
@@ -251,9 +259,13 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         rows.append({"method": name, "space": "-", "accuracy_mean": mean, "accuracy_std": std, "accuracies": accs,
                      "fdr": fdr, "preset": baseline_preset})
     viz.tsne_figure(dict(sorted(panels.items(), key=lambda kv: kv[0] != "pixels")), ds.models, out / "tsne.png")
+    figures = ["tsne.png"] + [f"{s}/seed0/confusion.png" for s in spaces]
+    if triplet_arts:
+        viz.triplet_figure(fakes[triplet_rows], nearest, triplet_arts, ds.models, out / "triplets.png")
+        figures.append("triplets.png")
     result = {"experiment": "model-type", "data": str(data), "models": ds.models, "arch": arch, "epochs": epochs,
               "seeds": seeds, "baseline_preset": baseline_preset if baselines else None, "rows": rows,
-              "figures": ["tsne.png"] + [f"{s}/seed0/confusion.png" for s in spaces]}
+              "figures": figures}
     atomic_write_json(out / "results.json", result)
     return result
 
@@ -264,3 +276,93 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     sep = "|" + "---|" * len(columns)
     body = ["| " + " | ".join(str(f(r) if callable(f) else r[f]) for _, f in columns) + " |" for r in rows]
     return "\n".join([head, sep, *body])
+
+
+def _factor_column(ds: ImageFolderGM, column: str) -> dict[str, str]:
+    if not ds.factors:
+        raise ValueError(f"{ds.root} has no models.csv: the experiment needs the design factors of each model")
+    missing = [m for m in ds.models if m not in ds.factors]
+    if missing:
+        raise ValueError(f"{ds.root / 'models.csv'} has no row for {missing}")
+    columns = sorted(next(iter(ds.factors.values())))
+    if column not in columns:
+        raise ValueError(f"{ds.root / 'models.csv'} has no column {column!r}; it has {columns}")
+    return {m: ds.factors[m][column] for m in ds.models}
+
+
+def run_training_data(data, out: Path, *, spaces=("rgb", "freq"), type_column="type", target_column="training_set",
+                      seeds=3, arch="small", epochs=30, batch_size=64, size=DEFAULT_SIZE, weights=None, neighbour_space=None,
+                      skip_bad=False, device="cpu", progress=True) -> dict:
+    """Table 5: for every model type trained on two or more training sets (models.csv: `type_column`,
+    `target_column`), the accuracy of predicting the training set from the artifacts, mean +- std over
+    seeds. The artifacts are taken against all reals of ROOT/real. Each seed uses its own stratified
+    split of that type's images (by training set)."""
+    out = Path(out)
+    rows = []
+    for space in spaces:
+        ds, _, art, labels, _, positions = dataset_artifacts(
+            data, space, size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
+            cache_dir=out / "cache", progress=progress)
+        mtype, target = _factor_column(ds, type_column), _factor_column(ds, target_column)
+        for t in sorted(set(mtype.values())):
+            models = [m for m in ds.models if mtype[m] == t]
+            sets = sorted({target[m] for m in models})
+            if len(sets) < 2:
+                continue
+            model_ids = [ds.models.index(m) for m in models]
+            rows_t = torch.tensor([r for r in range(len(labels)) if int(labels[r]) in model_ids and not art.identical[r]])
+            y_t = torch.tensor([sets.index(target[ds.models[int(labels[r])]]) for r in rows_t])
+            accs = []
+            for seed in range(seeds):
+                g = torch.Generator().manual_seed(seed)
+                parts = {"train": [], "val": [], "test": []}
+                for c in range(len(sets)):
+                    idx = torch.nonzero(y_t == c).flatten()  # positions within rows_t
+                    idx = idx[torch.randperm(len(idx), generator=g)]
+                    n_tr, n_va = round(0.7 * len(idx)), round(0.15 * len(idx))
+                    parts["train"] += idx[:n_tr].tolist()
+                    parts["val"] += idx[n_tr : n_tr + n_va].tolist()
+                    parts["test"] += idx[n_tr + n_va :].tolist()
+                x = art.artifact[rows_t]
+                att = Attributor(len(sets), tuple(x.shape[1:]), arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
+                                 device=device, class_names=sets)
+                att.fit(x[parts["train"]], y_t[parts["train"]], x[parts["val"]], y_t[parts["val"]], progress=progress)
+                pred, _ = att.predict(x[parts["test"]])
+                accs.append(metrics.accuracy(pred.numpy(), y_t[parts["test"]].numpy()))
+            mean, std = metrics.mean_std(accs)
+            rows.append({"space": space, "model_type": t, "training_sets": sets, "models": models, "accuracy_mean": mean,
+                         "accuracy_std": std, "accuracies": accs, "chance": 1 / len(sets)})
+    if not rows:
+        raise ValueError(f"no model type in {data} has models trained on two or more training sets "
+                         f"(models.csv columns {type_column!r}, {target_column!r})")
+    result = {"experiment": "training-data", "data": str(data), "seeds": seeds, "rows": rows}
+    atomic_write_json(out / "results.json", result)
+    return result
+
+
+def run_layer_type(data, out: Path, *, spaces=("rgb", "freq"), factors=None, seed=0, size=DEFAULT_SIZE, weights=None,
+                   neighbour_space=None, skip_bad=False, device="cpu", progress=True) -> dict:
+    """Table 6: for each space and each design factor of models.csv (or `factors`), the NMI between a
+    k-means clustering of the artifacts (k = number of values of the factor) and the factor's value for
+    each image. Factors with a single value are skipped."""
+    out = Path(out)
+    rows, ds = [], None
+    for space in spaces:
+        ds, _, art, labels, _, _ = dataset_artifacts(
+            data, space, size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
+            cache_dir=out / "cache", progress=progress)
+        a, y, _ = _drop_identical(art, labels)
+        names = factors or sorted(next(iter(ds.factors.values()), {}))
+        for factor in names:
+            column = _factor_column(ds, factor)
+            values = sorted(set(column.values()))
+            if len(values) < 2:
+                continue
+            f = [values.index(column[ds.models[int(k)]]) for k in y]
+            rows.append({"space": space, "factor": factor, "values": values,
+                         "nmi": metrics.nmi(a.numpy(), f, seed=seed)})
+    if not rows:
+        raise ValueError(f"{data}: no design factor with two or more values in models.csv")
+    result = {"experiment": "layer-type", "data": str(data), "rows": rows}
+    atomic_write_json(out / "results.json", result)
+    return result
