@@ -129,6 +129,8 @@ class Attributor:
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
         self.history: list[dict] = []
+        self.temperature = 1.0
+        self.open_set: dict | None = None
 
     # -- normalisation -------------------------------------------------------------------------
     def _fit_norm(self, x: torch.Tensor) -> None:
@@ -217,14 +219,58 @@ class Attributor:
         return self.history
 
     @torch.inference_mode()
-    def predict(self, x, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-        """Labels (N,) and class probabilities (N, K)."""
+    def logits(self, x, batch_size: int = 256) -> torch.Tensor:
         x = torch.as_tensor(x)
         self._check(x)
         self.model.eval()
-        probs = [torch.softmax(self.model(self._norm(x[i : i + batch_size])), dim=1).cpu() for i in range(0, len(x), batch_size)]
-        p = torch.cat(probs) if probs else torch.empty(0, self.config["num_classes"])
-        return p.argmax(dim=1), p
+        out = [self.model(self._norm(x[i : i + batch_size])).float().cpu() for i in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.config["num_classes"])
+
+    def predict(self, x, batch_size: int = 256, open_set: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels (N,) and class probabilities (N, K), softened by the calibrated temperature. With
+        open_set=True, a label is -1 ("unknown") where the open-set score is below the threshold
+        chosen by fit_open_set."""
+        z = self.logits(x, batch_size)
+        p = torch.softmax(z / self.temperature, dim=1)
+        labels = p.argmax(dim=1)
+        if open_set:
+            if self.open_set is None:
+                raise RuntimeError("Attributor.predict(open_set=True): call fit_open_set() first")
+            labels = torch.where(open_set_score(z, self.open_set["method"], self.temperature) < self.open_set["threshold"],
+                                 torch.full_like(labels, -1), labels)
+        return labels, p
+
+    # -- calibration and open set --------------------------------------------------------------
+    def calibrate(self, x_val, y_val) -> dict:
+        """Temperature scaling (Guo et al. 2017): the T > 0 that minimises the NLL of softmax(z / T)
+        on validation data. Returns the expected calibration error before and after, on that data."""
+        from . import metrics
+
+        z, y = self.logits(x_val).clone(), torch.as_tensor(y_val)  # clone: out of inference mode, for autograd
+        log_t = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+        def closure():
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(z / log_t.exp(), y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        before = metrics.expected_calibration_error(torch.softmax(z, 1).numpy(), y.numpy())
+        self.temperature = float(log_t.detach().exp())
+        after = metrics.expected_calibration_error(torch.softmax(z / self.temperature, 1).numpy(), y.numpy())
+        return {"temperature": self.temperature, "ece_before": before, "ece_after": after}
+
+    def fit_open_set(self, x_val, method: str = "msp", keep: float = 0.95) -> float:
+        """Chooses the open-set threshold: the score below which only 1 - `keep` of the validation
+        images (all from known generators) fall. method: "msp" (max softmax probability) or
+        "energy" (logsumexp of the logits)."""
+        if not 0 < keep <= 1:
+            raise ValueError(f"keep must be in (0, 1], got {keep}")
+        scores = open_set_score(self.logits(x_val), method, self.temperature)
+        self.open_set = {"method": method, "threshold": float(torch.quantile(scores.double(), 1 - keep)), "keep": keep}
+        return self.open_set["threshold"]
 
     # -- persistence ---------------------------------------------------------------------------
     def _save(self, path, opt, gen, epoch, best_acc, best_epoch, best_state) -> None:
@@ -239,7 +285,8 @@ class Attributor:
         """The trained model (its best weights) for predict/evaluate; `extra` holds plain values
         (e.g. the space and data it was trained on)."""
         state = {"version": CHECKPOINT_VERSION, "config": self.config, "model": self.model.state_dict(),
-                 "mean": self.mean, "std": self.std, "history": self.history, "extra": extra or {}}
+                 "mean": self.mean, "std": self.std, "history": self.history, "extra": extra or {},
+                 "temperature": self.temperature, "open_set": self.open_set}
         atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     @classmethod
@@ -251,7 +298,19 @@ class Attributor:
                   seed=c["seed"], device=device, class_names=c["class_names"])
         att.model.load_state_dict(state["model"])
         att.mean, att.std, att.history = state["mean"], state["std"], state["history"]
+        att.temperature, att.open_set = float(state.get("temperature", 1.0)), state.get("open_set")
         return att, state.get("extra", {})
+
+
+def open_set_score(logits: torch.Tensor, method: str, temperature: float = 1.0) -> torch.Tensor:
+    """Higher = more like the known generators. msp: max softmax probability (Hendrycks & Gimpel 2017);
+    energy: T * logsumexp(z / T), the negative free energy (Liu et al. 2020)."""
+    z = logits / temperature
+    if method == "msp":
+        return torch.softmax(z, dim=1).max(dim=1).values
+    if method == "energy":
+        return temperature * torch.logsumexp(z, dim=1)
+    raise ValueError(f"open-set method must be 'msp' or 'energy', got {method!r}")
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -13,6 +13,8 @@
     manifpt experiment model-type --data ROOT --spaces rgb,freq --seeds 3   (paper Table 1)
     manifpt experiment training-data --data ROOT                             (paper Table 5)
     manifpt experiment layer-type --data ROOT                                (paper Table 6)
+    manifpt experiment robustness --data ROOT [--augment]     accuracy under JPEG/rescale/blur/noise/crop
+    manifpt experiment open-set --data ROOT                   unknown generators: AUROC, leave-one-model-out
     manifpt ssl-pretrain --data ROOT --out ssl.pth             Barlow Twins on your own reals (ssl space)
 """
 from __future__ import annotations
@@ -138,11 +140,15 @@ def _add_pipeline_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--open-set-score", choices=("msp", "energy"), default="msp",
+                   help="score for flagging unknown generators: max softmax probability or energy")
+    p.add_argument("--keep", type=float, default=0.95, help="share of known validation images the threshold keeps")
     _common(p, "fit")
     p = sub.add_parser("predict", help="attribute images with a trained attributor")
     p.add_argument("--model", type=Path, required=True, help="model.pt written by `manifpt fit`")
     p.add_argument("images", nargs="+", type=Path, help="image files or folders")
     p.add_argument("--data", type=Path, default=None, help="GM folder of the reals (default: the one it was trained on)")
+    p.add_argument("--closed-set", action="store_true", help="always name a known generator (no 'unknown')")
     _common(p, "predict")
     p = sub.add_parser("evaluate", help="accuracy of a trained attributor on a GM folder")
     p.add_argument("--model", type=Path, required=True)
@@ -173,6 +179,18 @@ def _add_pipeline_commands(sub) -> None:
     _train_args(e)
     e = experiment("layer-type", "Table 6: NMI of artifact clusters against each design factor")
     e.add_argument("--factors", default=None, help="comma-separated models.csv columns (default: all)")
+    for name, help in (("robustness", "accuracy under JPEG, rescaling, blur, noise and crops of the test images"),
+                       ("open-set", "leave-one-model-out: AUROC of known vs unknown generators, closed-set accuracy")):
+        e = experiment(name, help, "comma-separated: rgb,freq,sl,ssl (or 'none')")
+        e.add_argument("--baselines", default="none", help="comma-separated baselines, 'all' or 'none'")
+        e.add_argument("--baseline-preset", choices=("cpu", "paper"), default="cpu")
+        e.add_argument("--seed", type=int, default=0)
+        _train_args(e)
+        if name == "robustness":
+            e.add_argument("--augment", action="store_true", help="train on clean + one randomly corrupted copy")
+        else:
+            e.add_argument("--score", choices=("msp", "energy"), default="msp")
+            e.add_argument("--keep", type=float, default=0.95, help="share of known validation images the threshold keeps")
     p = sub.add_parser("ssl-pretrain", help="train a Barlow Twins backbone on the real images (for --space ssl)")
     p.add_argument("--data", type=Path, required=True, help="GM folder (its real/ images) or a folder of images")
     p.add_argument("--size", type=int, default=32)
@@ -192,6 +210,16 @@ def _parse_spaces(text: str, allow_none: bool = False) -> list[str]:
     if bad or not spaces:
         raise ValueError(f"--spaces: unknown space(s) {bad or spaces}: choose from rgb, freq, sl, ssl")
     return spaces
+
+
+def _parse_baselines(text: str, known) -> list[str]:
+    if text in ("none", "all"):
+        return list(known) if text == "all" else []
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in names if b not in known]
+    if unknown:
+        raise ValueError(f"--baselines: unknown baseline(s) {unknown}: choose from {', '.join(known)}")
+    return names
 
 
 def _run_pipeline_command(args) -> int:
@@ -218,13 +246,18 @@ def _run_pipeline_command(args) -> int:
                                          ("copies of a real", "identical_to_a_real")]))
             print(f"\nFD ratio of the artifacts ({args.space}): {r['fdr']['fdr']:.2f}")
         elif args.command == "fit":
+            if not 0 < args.keep <= 1:
+                raise ValueError(f"--keep must be in (0, 1], got {args.keep}")
             r = ex.run_fit(args.data, args.space, args.out, arch=args.arch, epochs=args.epochs, seed=args.seed,
-                           batch_size=args.batch_size, optimizer=args.optimizer, resume=args.resume, **kw)
+                           batch_size=args.batch_size, optimizer=args.optimizer, resume=args.resume,
+                           open_set_score=args.open_set_score, keep=args.keep, **kw)
+            c = r["calibration"]
             print(f"test accuracy ({args.space}, {args.arch}): {pct(r['accuracy'])}% on {r['sizes']['test']} images; "
+                  f"calibration: T = {c['temperature']:.2f}, test ECE {c['ece_test_before']:.3f} -> {c['ece_test_after']:.3f}; "
                   f"model: {args.out / 'model.pt'}")
         elif args.command == "predict":
-            r = ex.run_predict(args.model, args.images, args.out, device=device, data=args.data)
-            show(ex.table(r["predictions"], [("file", "file"), ("predicted", "predicted"),
+            r = ex.run_predict(args.model, args.images, args.out, device=device, data=args.data, open_set=not args.closed_set)
+            show(ex.table(r["predictions"], [("file", "file"), ("predicted", "predicted"), ("nearest known", "nearest_known"),
                                                ("probability", lambda p: f"{p['probability']:.3f}"),
                                                ("copy of a real", "identical_to_a_real")]))
         elif args.command == "ssl-pretrain":
@@ -241,6 +274,31 @@ def _run_pipeline_command(args) -> int:
         elif args.command == "evaluate":
             r = ex.run_evaluate(args.model, args.data, args.out, device=device)
             print(f"accuracy: {pct(r['accuracy'])}%")
+        elif args.experiment in ("robustness", "open-set"):
+            from . import robust
+            from .baselines import BASELINES
+
+            spaces = _parse_spaces(args.spaces, allow_none=True)
+            names = _parse_baselines(args.baselines, BASELINES)
+            common = dict(spaces=spaces, baselines=names, baseline_preset=args.baseline_preset, seed=args.seed,
+                          arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, size=args.size,
+                          weights=args.weights, skip_bad=args.skip_bad, device=device)
+            if args.experiment == "robustness":
+                r = robust.run_robustness(args.data, args.out, augment=args.augment, **common)
+                conds = list(dict.fromkeys((x["corruption"], x["strength"]) for x in r["rows"]))
+                methods = list(dict.fromkeys(x["method"] for x in r["rows"]))
+                acc = {(x["method"], x["corruption"], x["strength"]): x["accuracy"] for x in r["rows"]}
+                show(ex.table([{"m": m, **{f"{k} {v}" if k != "clean" else "clean": pct(acc[(m, k, v)]) for k, v in conds}}
+                               for m in methods],
+                              [("method", "m")] + [(c, c) for c in [f"{k} {v}" if k != "clean" else "clean" for k, v in conds]]))
+            else:
+                if not 0 < args.keep <= 1:
+                    raise ValueError(f"--keep must be in (0, 1], got {args.keep}")
+                r = robust.run_open_set(args.data, args.out, method=args.score, keep=args.keep, **common)
+                show(ex.table(r["summary"], [("method", "method"), ("AUROC", lambda x: f"{x['auroc']:.3f}"),
+                                             ("closed-set accuracy %", lambda x: pct(x["closed_set_accuracy"])),
+                                             ("unknown flagged %", lambda x: pct(x["unknown_detected"])),
+                                             ("known rejected %", lambda x: pct(x["known_rejected"]))]))
         elif args.experiment in ("training-data", "layer-type"):
             spaces = _parse_spaces(args.spaces)
             if args.experiment == "training-data":
@@ -260,13 +318,7 @@ def _run_pipeline_command(args) -> int:
             from .baselines import BASELINES
 
             spaces = _parse_spaces(args.spaces, allow_none=True)
-            if args.baselines in ("none", "all"):
-                names = list(BASELINES) if args.baselines == "all" else []
-            else:
-                names = [b.strip() for b in args.baselines.split(",") if b.strip()]
-            unknown = [b for b in names if b not in BASELINES]
-            if unknown:
-                raise ValueError(f"--baselines: unknown baseline(s) {unknown}: choose from {', '.join(BASELINES)}")
+            names = _parse_baselines(args.baselines, BASELINES)
             if not spaces and not names:
                 raise ValueError("nothing to run: give --spaces and/or --baselines")
             r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,

@@ -90,34 +90,42 @@ def run_artifacts(data, space, out: Path, **kw) -> dict:
 
 
 def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
-            size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True) -> dict:
+            size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
+            open_set_score="msp", keep=0.95) -> dict:
     out = Path(out)
     ds, _, art, labels, _, positions = dataset_artifacts(
         data, space, size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
         cache_dir=out / "cache", progress=progress)
     return _fit_eval(ds, art, labels, positions, out, space=space, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
-                     optimizer=optimizer, resume=resume, device=device, progress=progress,
-                     extra={"space": space, "data": str(Path(data).resolve()), "size": size,
+                     optimizer=optimizer, resume=resume, device=device, progress=progress, open_set_score=open_set_score,
+                     keep=keep, extra={"space": space, "data": str(Path(data).resolve()), "size": size,
                             "weights": None if weights is None else str(weights), "neighbour_space": neighbour_space})
 
 
 def _fit_eval(ds, art, labels, positions, out, *, space, arch, epochs, seed, batch_size, optimizer, resume, device, progress, extra,
-              figures=True) -> dict:
-    keep = ~art.identical
-    parts = split_rows(ds, seed, positions, keep)
+              figures=True, open_set_score="msp", keep=0.95) -> dict:
+    keep_rows = ~art.identical
+    parts = split_rows(ds, seed, positions, keep_rows)
     x, y = art.artifact, labels
     att = Attributor(len(ds.models), tuple(x.shape[1:]), arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
                      optimizer=optimizer, device=device, class_names=ds.models)
     t0 = time.perf_counter()
     att.fit(x[parts["train"]], y[parts["train"]], x[parts["val"]], y[parts["val"]], checkpoint=out / "checkpoint.pt",
             resume=resume, progress=progress)
-    pred, _ = att.predict(x[parts["test"]])
-    acc = metrics.accuracy(pred.numpy(), y[parts["test"]].numpy())
+    test_y = y[parts["test"]].numpy()
+    before = metrics.expected_calibration_error(att.predict(x[parts["test"]])[1].numpy(), test_y)
+    att.calibrate(x[parts["val"]], y[parts["val"]])
+    pred, probs = att.predict(x[parts["test"]])
+    calibration = {"temperature": att.temperature, "ece_test_before": before,
+                   "ece_test_after": metrics.expected_calibration_error(probs.numpy(), test_y)}
+    att.fit_open_set(x[parts["val"]], open_set_score, keep)
+    acc = metrics.accuracy(pred.numpy(), test_y)
     cm = metrics.confusion_matrix(pred.numpy(), y[parts["test"]].numpy(), len(ds.models))
     att.save(out / "model.pt", extra={**extra, "seed": seed})
     result = {"space": space, "arch": arch, "seed": seed, "accuracy": acc, "confusion": cm.tolist(), "models": ds.models,
               "train_seconds": time.perf_counter() - t0, "sizes": {k: len(v) for k, v in parts.items()},
-              "identical_excluded": int((~keep).sum()), "history": att.history}
+              "identical_excluded": int((~keep_rows).sum()), "history": att.history, "calibration": calibration,
+              "open_set": att.open_set}
     if figures:
         viz.confusion_figure(cm, ds.models, out / "confusion.png", title=f"ManiFPT {space}: {100 * acc:.1f}%")
         result["figures"] = ["confusion.png"]
@@ -137,7 +145,7 @@ def _model_manifold(model_path: Path, device: str, data_override=None):
     return att, extra, ds, RealManifold(embedder, reals, cache_dir=cache)
 
 
-def run_predict(model: Path, images: list[Path], out: Path, *, device="cpu", data=None) -> dict:
+def run_predict(model: Path, images: list[Path], out: Path, *, device="cpu", data=None, open_set=True) -> dict:
     att, extra, _, manifold = _model_manifold(model, device, data)
     files = []
     for p in images:
@@ -146,11 +154,15 @@ def run_predict(model: Path, images: list[Path], out: Path, *, device="cpu", dat
         raise ValueError("manifpt predict: no images given")
     x, _ = load_images(files, extra["size"])
     art = manifold.artifacts(x, neighbour_space=extra.get("neighbour_space"))
-    labels, probs = att.predict(art.artifact)
+    open_set = open_set and att.open_set is not None
+    labels, probs = att.predict(art.artifact, open_set=open_set)
     names = att.config["class_names"]
-    rows = [{"file": str(f), "predicted": names[int(k)], "probability": float(probs[i, k]),
+    best = probs.argmax(dim=1)
+    rows = [{"file": str(f), "predicted": "unknown" if int(k) < 0 else names[int(k)],
+             "nearest_known": names[int(best[i])], "probability": float(probs[i, best[i]]),
              "identical_to_a_real": bool(art.identical[i])} for i, (f, k) in enumerate(zip(files, labels))]
-    result = {"model": str(model), "space": extra["space"], "predictions": rows}
+    result = {"model": str(model), "space": extra["space"], "open_set": att.open_set if open_set else None,
+              "temperature": att.temperature, "predictions": rows}
     atomic_write_json(Path(out) / "results.json", result)
     return result
 

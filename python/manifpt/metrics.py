@@ -124,3 +124,31 @@ def nmi(features, factor_labels, *, seed: int = 0) -> float:
         raise ValueError("nmi: the factor takes a single value: nothing to cluster against")
     clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
     return float(normalized_mutual_info_score(y, clusters))
+
+
+def expected_calibration_error(probs, labels, bins: int = 15) -> float:
+    """ECE (Guo et al. 2017): bin the predictions by confidence (max probability) into equal-width
+    bins. It is the mean over samples of |accuracy - confidence| within each sample's bin."""
+    p, y = np.asarray(probs, dtype=np.float64), np.asarray(labels)
+    if p.ndim != 2 or len(p) != len(y) or len(p) == 0:
+        raise ValueError(f"expected_calibration_error: probs (N, K) and labels (N,), got {p.shape} and {y.shape}")
+    conf, pred = p.max(axis=1), p.argmax(axis=1)
+    correct = (pred == y).astype(np.float64)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def auroc(scores_known, scores_unknown) -> float:
+    """Area under the ROC curve of telling known (positive) from unknown by a score (higher = known)."""
+    from sklearn.metrics import roc_auc_score
+
+    s = np.concatenate([np.asarray(scores_known, np.float64), np.asarray(scores_unknown, np.float64)])
+    y = np.concatenate([np.ones(len(scores_known)), np.zeros(len(scores_unknown))])
+    if len(scores_known) == 0 or len(scores_unknown) == 0:
+        raise ValueError("auroc: need scores of both known and unknown samples")
+    return float(roc_auc_score(y, s))

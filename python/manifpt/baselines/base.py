@@ -46,6 +46,10 @@ class Baseline:
     def features(self, images) -> np.ndarray:
         raise NotImplementedError
 
+    def confidence(self, images) -> np.ndarray:
+        """Max class probability per image (higher = more like a known generator), for open-set use."""
+        raise NotImplementedError
+
 
 class SklearnBaseline(Baseline):
     def __init__(self, seed: int = 0):
@@ -67,6 +71,15 @@ class SklearnBaseline(Baseline):
         if self.model is None:
             raise RuntimeError(f"{self.name}: call fit() first")
         return np.asarray(self.model.predict(self.features(images)), dtype=np.int64)
+
+    def confidence(self, images) -> np.ndarray:
+        f = self.features(images)
+        if hasattr(self.model, "predict_proba"):
+            return self.model.predict_proba(f).max(axis=1)
+        d = np.atleast_2d(self.model.decision_function(f))  # e.g. linear SVM: softmax of the margins
+        d = np.column_stack([-d[0], d[0]]) if d.shape[0] == 1 and d.shape[1] == len(f) else d
+        e = np.exp(d - d.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).max(axis=1)
 
 
 class TorchBaseline(Baseline):
@@ -140,6 +153,11 @@ class TorchBaseline(Baseline):
     def predict(self, images) -> np.ndarray:
         feats = torch.from_numpy(self.features(images)).to(self.device)
         return self.net.head(feats).argmax(dim=1).cpu().numpy()
+
+    @torch.inference_mode()
+    def confidence(self, images) -> np.ndarray:
+        feats = torch.from_numpy(self.features(images)).to(self.device)
+        return torch.softmax(self.net.head(feats), dim=1).max(dim=1).values.cpu().numpy()
 
 
 class Trunk(nn.Module):

@@ -120,3 +120,8 @@ class Marra19(Baseline):
         f = torch.from_numpy(self.features(images))
         nearest = torch.cdist(f, self.means).argmin(dim=1)
         return np.asarray(self.classes, dtype=np.int64)[nearest.numpy()]
+
+    def confidence(self, images) -> np.ndarray:
+        """Softmax over negative distances to the class means of exemplars, max per image."""
+        d = torch.cdist(torch.from_numpy(self.features(images)), self.means)
+        return torch.softmax(-d / 0.1, dim=1).max(dim=1).values.numpy()
