@@ -48,7 +48,6 @@ def test_temperature_scaling_fixes_an_overconfident_model():
 
 
 def test_open_set_threshold_is_honoured_and_an_easy_unknown_is_detected():
-    g = torch.Generator().manual_seed(0)
     pattern = torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(1234))
 
     def make(n, sign, seed):

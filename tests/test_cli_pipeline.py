@@ -34,7 +34,11 @@ def test_artifacts_fit_predict_evaluate(gm, tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "f" / "model.pt"), str(gm / "model_b"), "--device", "cpu",
                  "--out", str(tmp_path / "p")]) == 0
     preds = _json(tmp_path / "p" / "results.json")["predictions"]
-    assert len(preds) == 22 and {p["predicted"] for p in preds} <= {"model_a", "model_b"}
+    assert len(preds) == 22 and {p["predicted"] for p in preds} <= {"model_a", "model_b", "unknown"}
+    assert {p["nearest_known"] for p in preds} <= {"model_a", "model_b"}
+    assert main(["predict", "--model", str(tmp_path / "f" / "model.pt"), str(gm / "model_b"), "--closed-set",
+                 "--device", "cpu", "--out", str(tmp_path / "p2")]) == 0
+    assert {p["predicted"] for p in _json(tmp_path / "p2" / "results.json")["predictions"]} <= {"model_a", "model_b"}
     assert main(["evaluate", "--model", str(tmp_path / "f" / "model.pt"), "--data", str(gm), "--device", "cpu",
                  "--out", str(tmp_path / "e")]) == 0
     assert 0 <= _json(tmp_path / "e" / "results.json")["accuracy"] <= 1
