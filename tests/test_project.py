@@ -189,3 +189,13 @@ def test_cuda_kernel_is_compiled_into_builds_with_cuda():
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc: AUTO builds CPU only")
     assert manifpt_ext.cuda_available()
+
+
+def test_torch_compile_inductor_default_backend():
+    # The default backend lowers the graph around the op and compiles C++; the op stays an extern call.
+    x, y = make_pair(10, 30, (6,), seed=9)
+
+    def f(a, b):
+        return project(a, b).artifact * 2 + 1
+
+    torch.testing.assert_close(torch.compile(f, fullgraph=True)(x, y), f(x, y))
