@@ -54,8 +54,11 @@ def test_save_load_and_bad_checkpoints(tmp_path):
     att = Attributor(3, (3, 8, 8), epochs=1, class_names=["a", "b", "c"])
     att.fit(x, y, x, y, progress=False)
     att.save(tmp_path / "m.pt", extra={"space": "rgb"})
-    loaded, extra = Attributor.load(tmp_path / "m.pt")
+    att.fit_open_set(x, "fingerprint", 0.9, x, y)
+    att.save(tmp_path / "m.pt", extra={"space": "rgb"})
+    loaded, extra = Attributor.load(tmp_path / "m.pt")  # open-set statistics survive weights_only loading
     assert extra == {"space": "rgb"} and loaded.config["class_names"] == ["a", "b", "c"]
+    assert torch.equal(loaded.predict(x, open_set=True)[0], att.predict(x, open_set=True)[0])
     assert torch.equal(loaded.predict(x)[1], att.predict(x)[1])
     data = (tmp_path / "m.pt").read_bytes()
     (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])

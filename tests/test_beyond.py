@@ -69,6 +69,14 @@ def test_open_set_threshold_is_honoured_and_an_easy_unknown_is_detected():
         assert torch.equal(labels == -1, scores < threshold)  # exactly the images under the threshold
         if method == "msp":  # between two known classes the max softmax drops; the energy need not
             assert (labels[80:] == -1).float().mean() >= 0.8  # the easy unknown is mostly flagged
+    threshold = att.fit_open_set(xv, "fingerprint", 0.9, x, y)
+    scores = att.open_set_scores(torch.cat([xv, unknown]))
+    labels, _ = att.predict(torch.cat([xv, unknown]), open_set=True)
+    assert torch.equal(labels == -1, scores < threshold) and (scores[:80] < threshold).float().mean() <= 0.1 + 1 / 80
+    far = make(10, 6, 6)  # six times the pattern: far from both class means in the artifact space
+    assert (att.predict(far, open_set=True)[0] == -1).all()
+    with pytest.raises(ValueError, match="needs the training artifacts"):
+        att.fit_open_set(xv, "fingerprint")
     with pytest.raises(ValueError, match="keep must be"):
         att.fit_open_set(xv, keep=0)
 

@@ -236,8 +236,7 @@ class Attributor:
         if open_set:
             if self.open_set is None:
                 raise RuntimeError("Attributor.predict(open_set=True): call fit_open_set() first")
-            labels = torch.where(open_set_score(z, self.open_set["method"], self.temperature) < self.open_set["threshold"],
-                                 torch.full_like(labels, -1), labels)
+            labels = torch.where(self.open_set_scores(x) < self.open_set["threshold"], torch.full_like(labels, -1), labels)
         return labels, p
 
     # -- calibration and open set --------------------------------------------------------------
@@ -262,15 +261,44 @@ class Attributor:
         after = metrics.expected_calibration_error(torch.softmax(z / self.temperature, 1).numpy(), y.numpy())
         return {"temperature": self.temperature, "ece_before": before, "ece_after": after}
 
-    def fit_open_set(self, x_val, method: str = "msp", keep: float = 0.95) -> float:
+    def fit_open_set(self, x_val, method: str = "energy", keep: float = 0.95, x_train=None, y_train=None) -> float:
         """Chooses the open-set threshold: the score below which only 1 - `keep` of the validation
-        images (all from known generators) fall. method: "msp" (max softmax probability) or
-        "energy" (logsumexp of the logits)."""
+        images (all from known generators) fall.
+
+        method:
+        - "msp": max softmax probability;
+        - "energy": logsumexp of the logits;
+        - "fingerprint": distance to per-class fingerprint statistics in the artifact space. It needs
+          x_train, y_train: their standardised artifacts are reduced by PCA (at most 64 components),
+          and each class gets a mean with a shared covariance. The score is minus the smallest
+          Mahalanobis distance to a class mean (Lee et al. 2018, on artifacts instead of features)."""
         if not 0 < keep <= 1:
             raise ValueError(f"keep must be in (0, 1], got {keep}")
-        scores = open_set_score(self.logits(x_val), method, self.temperature)
-        self.open_set = {"method": method, "threshold": float(torch.quantile(scores.double(), 1 - keep)), "keep": keep}
+        self.open_set = {"method": method, "keep": keep}
+        if method == "fingerprint":
+            if x_train is None or y_train is None:
+                raise ValueError("fit_open_set(method='fingerprint') needs the training artifacts and labels")
+            self.open_set.update(_fingerprint_stats(self._flat(x_train), torch.as_tensor(y_train), self.config["num_classes"]))
+        scores = self.open_set_scores(x_val)
+        self.open_set["threshold"] = float(torch.quantile(scores.double(), 1 - keep))
         return self.open_set["threshold"]
+
+    def _flat(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        self._check(x)
+        return ((x.float() - self.mean) / self.std).reshape(len(x), -1)
+
+    def open_set_scores(self, x) -> torch.Tensor:
+        """The open-set score of each input under the fitted method (higher = more like a known generator)."""
+        if self.open_set is None:
+            raise RuntimeError("Attributor: call fit_open_set() first")
+        if self.open_set["method"] == "fingerprint":
+            st = self.open_set
+            z = (self._flat(x) - st["center"]) @ st["components"].T
+            d = z[:, None, :] - st["class_means"][None]
+            maha = torch.einsum("nkd,de,nke->nk", d, st["precision"], d)
+            return -maha.min(dim=1).values
+        return open_set_score(self.logits(x), self.open_set["method"], self.temperature)
 
     # -- persistence ---------------------------------------------------------------------------
     def _save(self, path, opt, gen, epoch, best_acc, best_epoch, best_state) -> None:
@@ -302,6 +330,23 @@ class Attributor:
         return att, state.get("extra", {})
 
 
+def _fingerprint_stats(x: torch.Tensor, y: torch.Tensor, k: int, max_dims: int = 64) -> dict:
+    """PCA basis of the training artifacts, class means in it and the shared precision matrix (the
+    covariance pooled over classes, shrunk by 1e-3 of its mean variance so it stays invertible)."""
+    x = x.double()
+    center = x.mean(0)
+    dims = max(1, min(max_dims, x.shape[1], x.shape[0] - k))
+    _, _, v = torch.linalg.svd(x - center, full_matrices=False)
+    comps = v[:dims]
+    z = (x - center) @ comps.T
+    means = torch.stack([z[y == c].mean(0) if (y == c).any() else torch.zeros(dims, dtype=z.dtype) for c in range(k)])
+    resid = z - means[y]
+    cov = resid.T @ resid / max(1, len(z) - k)
+    cov += torch.eye(dims, dtype=cov.dtype) * 1e-3 * cov.diagonal().mean().clamp_min(1e-12)
+    return {"center": center.float(), "components": comps.float(), "class_means": means.float(),
+            "precision": torch.linalg.inv(cov).float()}
+
+
 def open_set_score(logits: torch.Tensor, method: str, temperature: float = 1.0) -> torch.Tensor:
     """Higher = more like the known generators. msp: max softmax probability (Hendrycks & Gimpel 2017);
     energy: T * logsumexp(z / T), the negative free energy (Liu et al. 2020)."""
@@ -310,7 +355,7 @@ def open_set_score(logits: torch.Tensor, method: str, temperature: float = 1.0) 
         return torch.softmax(z, dim=1).max(dim=1).values
     if method == "energy":
         return temperature * torch.logsumexp(z, dim=1)
-    raise ValueError(f"open-set method must be 'msp' or 'energy', got {method!r}")
+    raise ValueError(f"open-set method must be 'msp', 'energy' or 'fingerprint', got {method!r}")
 
 
 def load_checkpoint(path: str | Path) -> dict:

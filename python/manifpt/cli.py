@@ -140,8 +140,9 @@ def _add_pipeline_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--open-set-score", choices=("msp", "energy"), default="msp",
-                   help="score for flagging unknown generators: max softmax probability or energy")
+    p.add_argument("--open-set-score", choices=("msp", "energy", "fingerprint"), default="energy",
+                   help="score for flagging unknown generators: max softmax probability, energy, or the Mahalanobis "
+                        "distance to per-class fingerprint statistics of the artifacts")
     p.add_argument("--keep", type=float, default=0.95, help="share of known validation images the threshold keeps")
     _common(p, "fit")
     p = sub.add_parser("predict", help="attribute images with a trained attributor")
@@ -189,7 +190,7 @@ def _add_pipeline_commands(sub) -> None:
         if name == "robustness":
             e.add_argument("--augment", action="store_true", help="train on clean + one randomly corrupted copy")
         else:
-            e.add_argument("--score", choices=("msp", "energy"), default="msp")
+            e.add_argument("--score", choices=("msp", "energy", "fingerprint"), default="energy")
             e.add_argument("--keep", type=float, default=0.95, help="share of known validation images the threshold keeps")
     p = sub.add_parser("ssl-pretrain", help="train a Barlow Twins backbone on the real images (for --space ssl)")
     p.add_argument("--data", type=Path, required=True, help="GM folder (its real/ images) or a folder of images")

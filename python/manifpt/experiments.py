@@ -91,7 +91,7 @@ def run_artifacts(data, space, out: Path, **kw) -> dict:
 
 def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
             size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
-            open_set_score="msp", keep=0.95) -> dict:
+            open_set_score="energy", keep=0.95) -> dict:
     out = Path(out)
     ds, _, art, labels, _, positions = dataset_artifacts(
         data, space, size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
@@ -103,7 +103,7 @@ def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_si
 
 
 def _fit_eval(ds, art, labels, positions, out, *, space, arch, epochs, seed, batch_size, optimizer, resume, device, progress, extra,
-              figures=True, open_set_score="msp", keep=0.95) -> dict:
+              figures=True, open_set_score="energy", keep=0.95) -> dict:
     keep_rows = ~art.identical
     parts = split_rows(ds, seed, positions, keep_rows)
     x, y = art.artifact, labels
@@ -118,7 +118,7 @@ def _fit_eval(ds, art, labels, positions, out, *, space, arch, epochs, seed, bat
     pred, probs = att.predict(x[parts["test"]])
     calibration = {"temperature": att.temperature, "ece_test_before": before,
                    "ece_test_after": metrics.expected_calibration_error(probs.numpy(), test_y)}
-    att.fit_open_set(x[parts["val"]], open_set_score, keep)
+    att.fit_open_set(x[parts["val"]], open_set_score, keep, x[parts["train"]], y[parts["train"]])
     acc = metrics.accuracy(pred.numpy(), test_y)
     cm = metrics.confusion_matrix(pred.numpy(), y[parts["test"]].numpy(), len(ds.models))
     att.save(out / "model.pt", extra={**extra, "seed": seed})

@@ -29,7 +29,7 @@ import torchvision
 from torchvision.transforms.v2 import functional as TF
 
 from . import metrics
-from .attribute import Attributor, open_set_score
+from .attribute import Attributor
 from .data import ImageFolderGM
 from .embed import get_embedder
 from .io import atomic_write_json
@@ -140,7 +140,7 @@ def _robustness_figure(rows, path: Path) -> Path:
     return _save(fig, path)
 
 
-def run_open_set(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), baseline_preset="cpu", method="msp", keep=0.95,
+def run_open_set(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), baseline_preset="cpu", method="energy", keep=0.95,
                  seed=0, arch="small", epochs=30, batch_size=64, size=32, weights=None, skip_bad=False, device="cpu",
                  progress=True) -> dict:
     from .baselines import make_baseline
@@ -166,9 +166,8 @@ def run_open_set(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), basel
                              device=device, class_names=[ds.models[k] for k in known])
             att.fit(a[sel["train"]], y[sel["train"]], a[sel["val"]], y[sel["val"]], progress=progress)
             att.calibrate(a[sel["val"]], y[sel["val"]])
-            att.fit_open_set(a[sel["val"]], method, keep)
-            s_known = open_set_score(att.logits(a[sel["test"]]), method, att.temperature)
-            s_unknown = open_set_score(att.logits(a[unknown]), method, att.temperature)
+            att.fit_open_set(a[sel["val"]], method, keep, a[sel["train"]], y[sel["train"]])
+            s_known, s_unknown = att.open_set_scores(a[sel["test"]]), att.open_set_scores(a[unknown])
             pred, _ = att.predict(a[sel["test"]])
             rows.append(_open_row(f"ManiFPT {space}", ds.models[held], s_known, s_unknown, att.open_set["threshold"],
                                   metrics.accuracy(pred.numpy(), y[sel["test"]].numpy())))
