@@ -107,7 +107,7 @@ def project(
         # exact, so the winning real row is read again (one row per fake).
         if dev.type == "cpu":
             winners = local_reals[p.index.numpy()] if isinstance(local_reals, np.ndarray) else local_reals[p.index]
-            key = row_sqdist(fakes, torch.as_tensor(np.ascontiguousarray(winners)) if isinstance(winners, np.ndarray) else winners)
+            key = row_sqdist(fakes, torch.as_tensor(winners))  # fancy indexing made a contiguous copy
         else:
             key = d32.double()
     else:

@@ -71,35 +71,17 @@ def test_property_stream_equals_one_shot(m, n, d, rows, seed):
 
 
 def test_npy_memmap_larger_than_budget_keeps_rss_bounded(tmp_path):
-    import json
-    import subprocess
-    import sys
+    from manifpt.bench import stream_rss_probe
 
-    n, d = 60000, 256  # 61 MB file, streamed with a 4 MB budget
+    n, d = 60000, 256  # a 61 MB file, streamed with a 4 MB budget
     path = tmp_path / "big.npy"
-    g = np.random.default_rng(0)
-    np.save(path, g.standard_normal((n, d), dtype=np.float32))
-    code = f"""
-import json, numpy as np, torch, manifpt_ext
-def status(k):
-    with open('/proc/self/status') as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(k + ':'))
-x = torch.from_numpy(np.random.default_rng(1).standard_normal((50, {d}), dtype=np.float32))
-manifpt_ext.project(x[:2], x[:5])
-with open('/proc/self/clear_refs', 'w') as f: f.write('5')
-before = status('VmRSS')
-s = manifpt_ext.project_stream(x, {str(path)!r}, memory_budget=4 << 20)
-peak = status('VmHWM')
-mm = np.load({str(path)!r}, mmap_mode='r')
-s2 = manifpt_ext.project_stream(x, mm, memory_budget=4 << 20)
-one = manifpt_ext.project(x, torch.from_numpy(np.load({str(path)!r})))
-print(json.dumps([peak - before, bool(torch.equal(s.index, one.index) and torch.equal(s2.index, one.index)
-                  and torch.equal(s.artifact, one.artifact))]))
-"""
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path).stdout
-    growth, same = json.loads(out.strip().splitlines()[-1])
-    assert same
-    assert growth < 24 << 20, f"streaming a 61 MB file with a 4 MB budget grew RSS by {growth / 2**20:.1f} MiB"
+    np.save(path, np.random.default_rng(0).standard_normal((n, d), dtype=np.float32))
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((50, d), dtype=np.float32))
+    one = project(x, torch.from_numpy(np.load(path)))
+    assert_same(project_stream(x, path, memory_budget=4 << 20), one)
+    assert_same(project_stream(x, np.load(path, mmap_mode="r"), memory_budget=4 << 20), one)
+    rss = stream_rss_probe(str(path), 50, d, 4 << 20)  # the same call, in a fresh process
+    assert rss["growth_mib"] < 24, f"streaming a 61 MB file with a 4 MB budget grew RSS by {rss['growth_mib']:.1f} MiB"
 
 
 def test_stream_errors(tmp_path):

@@ -128,36 +128,40 @@ def compare(m: int, n: int, d: int, repeats: int = 3, with_cdist: bool = True) -
     )
 
 
-_RSS_PROBE = """
-import json, torch, manifpt_ext
+_PROBE = """
+import json, time, numpy as np, torch, manifpt_ext
 def status(key):
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key + ":"))
-x = torch.randn({m}, {d}); y = torch.randn({n}, {d})
-manifpt_ext.project(x[:2], y[:16])  # libraries and thread pool loaded before measuring
+{setup}
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the peak-RSS high-water mark (Linux)
 before = status("VmRSS")
-p = manifpt_ext.project(x, y)
-print(json.dumps([before, status("VmHWM")]))
+t = time.perf_counter()
+result = {call}
+print(json.dumps([time.perf_counter() - t, status("VmHWM") - before]))
 """
 
 
-def peak_rss_of_projection(m: int, n: int, d: int) -> dict[str, float]:
-    """Peak RSS growth of one float32 projection, in a fresh process, against its outputs (MiB).
-
-    The inputs exist before the call, so growth = peak during the call - RSS before it; whatever it
-    exceeds the outputs by is the kernel's working memory (tiles, candidate lists).
-    """
+def fresh_process_peak(setup: str, call: str) -> tuple[float, float]:
+    """Runs `setup`, then times `call` in a fresh Python process: (seconds, MiB the peak RSS grew during
+    the call above the RSS before it). The inputs made by `setup` are not counted."""
     # cwd elsewhere: from the repository root `import manifpt_ext` would find the source folder.
     out = subprocess.run(
-        [sys.executable, "-c", _RSS_PROBE.format(m=m, n=n, d=d)],
+        [sys.executable, "-c", _PROBE.format(setup=setup, call=call)],
         check=True, capture_output=True, text=True, cwd=tempfile.gettempdir(),
     ).stdout
-    before, peak = json.loads(out.strip().splitlines()[-1])
+    seconds, growth = json.loads(out.strip().splitlines()[-1])
+    return seconds, growth / 2.0**20
+
+
+def peak_rss_of_projection(m: int, n: int, d: int) -> dict[str, float]:
+    """Peak RSS growth of one float32 projection against its outputs (MiB); what it exceeds the outputs
+    by is the kernel's working memory (tiles, candidate lists)."""
+    setup = f"x = torch.randn({m}, {d}); y = torch.randn({n}, {d}); manifpt_ext.project(x[:2], y[:16])"
+    _, growth = fresh_process_peak(setup, "manifpt_ext.project(x, y)")
     mib = 2.0**20
     outputs = (m * d * 4 + m * 8 + m * 4) / mib
-    growth = (peak - before) / mib
     return {
         "inputs_mib": (m + n) * d * 4 / mib,
         "outputs_mib": outputs,
@@ -204,30 +208,10 @@ def rows_to_json(rows: list[Row], sgemm: dict[str, float], extra: dict | None = 
     return {"machine": machine_info(), "sgemm_gflops": sgemm, "rows": [asdict(r) for r in rows], **(extra or {})}
 
 
-_STREAM_PROBE = """
-import json, time, numpy as np, torch, manifpt_ext
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key + ":"))
-x = torch.from_numpy(np.random.default_rng(1).standard_normal(({m}, {d}), dtype=np.float32))
-manifpt_ext.project(x[:2], x[:16])
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = status("VmRSS")
-t = time.perf_counter()
-s = manifpt_ext.project_stream(x, {path!r}, memory_budget={budget})
-seconds = time.perf_counter() - t
-print(json.dumps([seconds, status("VmHWM") - before, s.index.tolist()[:8]]))
-"""
-
-
 def stream_rss_probe(path: str, m: int, d: int, budget: int) -> dict[str, float]:
-    """Time and peak-RSS growth of project_stream(fakes (m, d), .npy file) in a fresh process (MiB)."""
-    out = subprocess.run(
-        [sys.executable, "-c", _STREAM_PROBE.format(m=m, d=d, path=str(path), budget=budget)],
-        check=True, capture_output=True, text=True, cwd=tempfile.gettempdir(),
-    ).stdout
-    seconds, growth, _ = json.loads(out.strip().splitlines()[-1])
+    """Time and peak-RSS growth (MiB) of project_stream(fakes (m, d), .npy file) in a fresh process."""
+    setup = (f"x = torch.from_numpy(np.random.default_rng(1).standard_normal(({m}, {d}), dtype=np.float32)); "
+             "manifpt_ext.project(x[:2], x[:16])")
+    seconds, growth = fresh_process_peak(setup, f"manifpt_ext.project_stream(x, {str(path)!r}, memory_budget={budget})")
     outputs = (m * d * 4 + m * 12) / 2.0**20
-    return {"seconds": seconds, "growth_mib": growth / 2.0**20, "outputs_mib": outputs,
-            "beyond_outputs_mib": growth / 2.0**20 - outputs}
+    return {"seconds": seconds, "growth_mib": growth, "outputs_mib": outputs, "beyond_outputs_mib": growth - outputs}

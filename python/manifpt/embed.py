@@ -25,6 +25,13 @@ import torch
 SPACES = ("rgb", "freq", "sl", "ssl")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std with the ImageNet statistics, for (B, 3, H, W) images in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
 # File names torch.hub gives these weights (torchvision's ResNet50 V1/V2; Barlow Twins' backbone).
 KNOWN_WEIGHTS = {
     "sl": ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth", "resnet50-19c8e357.pth"),

@@ -6,6 +6,7 @@ Every function returns a plain dict (also written as results.json), and writes f
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ import manifpt_ext
 
 from . import metrics, viz
 from .attribute import Attributor
-from .data import ImageFolderGM, list_images, load_images
+from .data import ImageFolderGM, list_images, load_images, stratified_split
 from .embed import get_embedder
 from .io import atomic_save_npy, atomic_write_json
 from .manifold import RealManifold
@@ -32,20 +33,29 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def dataset_artifacts(data: Path, space: str, *, size: int = DEFAULT_SIZE, weights=None, neighbour_space=None,
-                      skip_bad: bool = False, device: str = "cpu", cache_dir: Path | None = None, progress: bool = True):
-    """Artifacts of every generated image of a GM folder.
+@dataclass
+class Loaded:
+    """A GM folder decoded once: row r of fakes/labels is ds.files[positions[r]]."""
 
-    Returns (dataset, manifold, Artifacts, labels, fakes, positions): row r of the tensors is the image
-    ds.files[positions[r]] (with skip_bad, unreadable files have no row)."""
+    ds: ImageFolderGM
+    reals: torch.Tensor
+    fakes: torch.Tensor
+    labels: torch.Tensor
+    positions: list[int]
+
+
+def load_dataset(data: Path, size: int = DEFAULT_SIZE, skip_bad: bool = False) -> Loaded:
     ds = ImageFolderGM(data, size=size)
-    embedder = get_embedder(space, weights=weights, device=device)
     reals, _ = ds.load_reals(skip_bad=skip_bad)
-    manifold = RealManifold(embedder, reals, cache_dir=cache_dir, progress=progress)
-    fakes, labels, paths = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
-    where = {p: i for i, p in enumerate(ds.files)}
-    positions = [where[p] for p in paths]
-    return ds, manifold, manifold.artifacts(fakes, neighbour_space=neighbour_space), labels, fakes, positions
+    return Loaded(ds, reals, *ds.load_all(skip_bad=skip_bad))
+
+
+def space_artifacts(d: Loaded, space: str, *, weights=None, neighbour_space=None, device: str = "cpu",
+                    cache_dir: Path | None = None, progress: bool = True):
+    """The real manifold of `space` and the artifacts of every generated image: (manifold, Artifacts)."""
+    manifold = RealManifold(get_embedder(space, weights=weights, device=device), d.reals, cache_dir=cache_dir,
+                            progress=progress)
+    return manifold, manifold.artifacts(d.fakes, neighbour_space=neighbour_space)
 
 
 def split_rows(ds: ImageFolderGM, seed: int, positions: list[int], keep: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -64,9 +74,13 @@ def _drop_identical(art, labels):
     return art.artifact[keep], labels[keep], int((~keep).sum())
 
 
-def run_artifacts(data, space, out: Path, **kw) -> dict:
+def run_artifacts(data, space, out: Path, *, size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False,
+                  device="cpu", progress=True) -> dict:
     out = Path(out)
-    ds, manifold, art, labels, fakes, _ = dataset_artifacts(data, space, cache_dir=out / "cache", **kw)
+    d = load_dataset(data, size, skip_bad)
+    ds, fakes, labels = d.ds, d.fakes, d.labels
+    manifold, art = space_artifacts(d, space, weights=weights, neighbour_space=neighbour_space, device=device,
+                                    cache_dir=out / "cache", progress=progress)
     atomic_save_npy(out / "artifacts.npy", art.artifact.numpy())
     atomic_save_npy(out / "labels.npy", labels.numpy())
     atomic_save_npy(out / "index.npy", art.index.numpy())
@@ -83,7 +97,7 @@ def run_artifacts(data, space, out: Path, **kw) -> dict:
         arts["rgb"] = fakes[pick] - manifold.rgb[art.index[pick]]
     viz.triplet_figure(fakes[pick], manifold.rgb[art.index[pick]], arts, [ds.models[k] for k in range(len(ds.models))],
                        out / "triplets.png")
-    result = {"space": space, "neighbour_space": kw.get("neighbour_space") or space, "models": per_model,
+    result = {"space": space, "neighbour_space": neighbour_space or space, "models": per_model,
               "identical_excluded": n_identical, "fdr": fdr, "figures": ["triplets.png"]}
     atomic_write_json(out / "results.json", result)
     return result
@@ -93,10 +107,10 @@ def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_si
             size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
             open_set_score="energy", keep=0.95) -> dict:
     out = Path(out)
-    ds, _, art, labels, _, positions = dataset_artifacts(
-        data, space, size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
-        cache_dir=out / "cache", progress=progress)
-    return _fit_eval(ds, art, labels, positions, out, space=space, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
+    d = load_dataset(data, size, skip_bad)
+    _, art = space_artifacts(d, space, weights=weights, neighbour_space=neighbour_space, device=device,
+                             cache_dir=out / "cache", progress=progress)
+    return _fit_eval(d.ds, art, d.labels, d.positions, out, space=space, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
                      optimizer=optimizer, resume=resume, device=device, progress=progress, open_set_score=open_set_score,
                      keep=keep, extra={"space": space, "data": str(Path(data).resolve()), "size": size,
                             "weights": None if weights is None else str(weights), "neighbour_space": neighbour_space})
@@ -221,13 +235,14 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
 
     out = Path(out)
     rows, panels, triplet_arts = [], {}, {}
-    ds = None
     triplet_rows = nearest = None
+    d = load_dataset(data, size, skip_bad)  # decoded once for every space and baseline
+    ds, fakes, labels, positions = d.ds, d.fakes, d.labels, d.positions
+    panels["pixels"] = (fakes.numpy(), labels.numpy())
     for space in spaces:
         w = weights.get(space) if isinstance(weights, dict) else weights
-        ds, manifold, art, labels, fakes, positions = dataset_artifacts(
-            data, space, size=size, weights=w, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
-            cache_dir=out / "cache", progress=progress)
+        manifold, art = space_artifacts(d, space, weights=w, neighbour_space=neighbour_space, device=device,
+                                        cache_dir=out / "cache", progress=progress)
         accs = []
         for seed in range(seeds):
             r = _fit_eval(ds, art, labels, positions, out / space / f"seed{seed}", space=space, arch=arch, epochs=epochs, seed=seed,
@@ -246,15 +261,6 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
                 triplet_rows = [int(torch.nonzero(labels == k)[0]) for k in range(len(ds.models))]
                 nearest = manifold.rgb[manifpt_ext.project(fakes[triplet_rows], manifold.rgb).index]
             triplet_arts[space] = art.artifact[triplet_rows]
-        if "pixels" not in panels:
-            keep = ~art.identical
-            panels["pixels"] = (fakes[keep].numpy(), labels[keep].numpy())
-    if baselines and ds is None:  # baselines only: the images without any space's artifacts
-        ds = ImageFolderGM(data, size=size)
-        fakes, labels, paths = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
-        where = {p: i for i, p in enumerate(ds.files)}
-        positions = [where[p] for p in paths]
-        panels["pixels"] = (fakes.numpy(), labels.numpy())
     for name in baselines:
         accs, fdr = [], None
         for seed in range(seeds):
@@ -311,10 +317,11 @@ def run_training_data(data, out: Path, *, spaces=("rgb", "freq"), type_column="t
     split of that type's images (by training set)."""
     out = Path(out)
     rows = []
+    d = load_dataset(data, size, skip_bad)
+    ds, labels = d.ds, d.labels
     for space in spaces:
-        ds, _, art, labels, _, positions = dataset_artifacts(
-            data, space, size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
-            cache_dir=out / "cache", progress=progress)
+        _, art = space_artifacts(d, space, weights=weights, neighbour_space=neighbour_space, device=device,
+                                 cache_dir=out / "cache", progress=progress)
         mtype, target = _factor_column(ds, type_column), _factor_column(ds, target_column)
         for t in sorted(set(mtype.values())):
             models = [m for m in ds.models if mtype[m] == t]
@@ -326,15 +333,7 @@ def run_training_data(data, out: Path, *, spaces=("rgb", "freq"), type_column="t
             y_t = torch.tensor([sets.index(target[ds.models[int(labels[r])]]) for r in rows_t])
             accs = []
             for seed in range(seeds):
-                g = torch.Generator().manual_seed(seed)
-                parts = {"train": [], "val": [], "test": []}
-                for c in range(len(sets)):
-                    idx = torch.nonzero(y_t == c).flatten()  # positions within rows_t
-                    idx = idx[torch.randperm(len(idx), generator=g)]
-                    n_tr, n_va = round(0.7 * len(idx)), round(0.15 * len(idx))
-                    parts["train"] += idx[:n_tr].tolist()
-                    parts["val"] += idx[n_tr : n_tr + n_va].tolist()
-                    parts["test"] += idx[n_tr + n_va :].tolist()
+                parts = stratified_split(y_t.tolist(), seed)  # positions within rows_t
                 x = art.artifact[rows_t]
                 att = Attributor(len(sets), tuple(x.shape[1:]), arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
                                  device=device, class_names=sets)
@@ -358,12 +357,13 @@ def run_layer_type(data, out: Path, *, spaces=("rgb", "freq"), factors=None, see
     k-means clustering of the artifacts (k = number of values of the factor) and the factor's value for
     each image. Factors with a single value are skipped."""
     out = Path(out)
-    rows, ds = [], None
+    rows = []
+    d = load_dataset(data, size, skip_bad)
+    ds = d.ds
     for space in spaces:
-        ds, _, art, labels, _, _ = dataset_artifacts(
-            data, space, size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad, device=device,
-            cache_dir=out / "cache", progress=progress)
-        a, y, _ = _drop_identical(art, labels)
+        _, art = space_artifacts(d, space, weights=weights, neighbour_space=neighbour_space, device=device,
+                                 cache_dir=out / "cache", progress=progress)
+        a, y, _ = _drop_identical(art, d.labels)
         names = factors or sorted(next(iter(ds.factors.values()), {}))
         for factor in names:
             column = _factor_column(ds, factor)

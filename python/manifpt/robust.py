@@ -30,7 +30,6 @@ from torchvision.transforms.v2 import functional as TF
 
 from . import metrics
 from .attribute import Attributor
-from .data import ImageFolderGM
 from .embed import get_embedder
 from .io import atomic_write_json
 from .manifold import RealManifold
@@ -71,23 +70,16 @@ def _random_corruption(images: torch.Tensor, seed: int) -> torch.Tensor:
     return out
 
 
-def _load(data, size, skip_bad):
-    ds = ImageFolderGM(data, size=size)
-    reals, _ = ds.load_reals(skip_bad=skip_bad)
-    fakes, labels, paths = ds.load(list(range(len(ds.files))), skip_bad=skip_bad)
-    where = {p: i for i, p in enumerate(ds.files)}
-    return ds, reals, fakes, labels, [where[p] for p in paths]
-
-
 def run_robustness(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), baseline_preset="cpu", augment=False, seed=0,
                    arch="small", epochs=30, batch_size=64, size=32, weights=None, skip_bad=False, device="cpu",
                    progress=True) -> dict:
     from .baselines import make_baseline
-    from .experiments import baseline_params, split_rows
+    from .experiments import baseline_params, load_dataset, split_rows
 
     out = Path(out)
-    ds, reals, fakes, labels, positions = _load(data, size, skip_bad)
-    parts = split_rows(ds, seed, positions)
+    d = load_dataset(data, size, skip_bad)
+    ds, reals, fakes, labels = d.ds, d.reals, d.fakes, d.labels
+    parts = split_rows(ds, seed, d.positions)
     train, val, test = (parts[k] for k in ("train", "val", "test"))
     conditions = [("clean", 0)] + [(k, s) for k, levels in CORRUPTIONS.items() for s in levels]
     test_sets = {c: fakes[test] if c[0] == "clean" else corrupt(fakes[test], *c, seed=seed) for c in conditions}
@@ -144,13 +136,14 @@ def run_open_set(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), basel
                  seed=0, arch="small", epochs=30, batch_size=64, size=32, weights=None, skip_bad=False, device="cpu",
                  progress=True) -> dict:
     from .baselines import make_baseline
-    from .experiments import baseline_params, split_rows
+    from .experiments import baseline_params, load_dataset, split_rows
 
     out = Path(out)
-    ds, reals, fakes, labels, positions = _load(data, size, skip_bad)
+    d = load_dataset(data, size, skip_bad)
+    ds, reals, fakes, labels = d.ds, d.reals, d.fakes, d.labels
     if len(ds.models) < 3:
         raise ValueError(f"open-set needs at least 3 models (2 known + 1 held out), {data} has {len(ds.models)}")
-    parts = split_rows(ds, seed, positions)
+    parts = split_rows(ds, seed, d.positions)
     rows = []
     manifolds = {s: RealManifold(get_embedder(s, weights=weights, device=device), reals, cache_dir=out / "cache") for s in spaces}
     artifacts = {s: m.artifacts(fakes).artifact for s, m in manifolds.items()}

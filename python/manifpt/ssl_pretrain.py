@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .embed import imagenet_normalize
 from .io import atomic_write
 
 FORMAT = "manifpt-ssl-backbone-v1"
@@ -85,8 +86,6 @@ def pretrain(images: torch.Tensor, out: str | Path, *, arch: str = "resnet18", e
                               nn.Linear(proj_dim, proj_dim), nn.BatchNorm1d(proj_dim), nn.ReLU(inplace=True),
                               nn.Linear(proj_dim, proj_dim)).to(device)
     opt = torch.optim.AdamW(list(net.parameters()) + list(projector.parameters()), lr=lr, weight_decay=1e-4)
-    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
     losses = []
     epochs_iter = range(epochs)
     if progress:
@@ -103,8 +102,8 @@ def pretrain(images: torch.Tensor, out: str | Path, *, arch: str = "resnet18", e
             if len(idx) < 4:
                 continue  # the loss standardises over the batch
             batch = images[idx]
-            v1 = (_augment(batch, g).to(device) - mean) / std
-            v2 = (_augment(batch, g).to(device) - mean) / std
+            v1 = imagenet_normalize(_augment(batch, g).to(device))
+            v2 = imagenet_normalize(_augment(batch, g).to(device))
             loss = barlow_twins_loss(projector(net(v1)), projector(net(v2)))
             opt.zero_grad(set_to_none=True)
             loss.backward()

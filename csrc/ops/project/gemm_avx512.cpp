@@ -2,21 +2,12 @@
 // accumulators. Why our own GEMM: the BLAS torch ships (MKL) runs its AVX2 path on AMD CPUs, below
 // what FAISS reaches with OpenBLAS; this kernel beats both where the CPU has 512-bit FMA units
 // (benchmarks/RESULTS.md). This file alone is compiled with -mavx512f; it is called only when the
-// CPU reports AVX-512F.
+// CPU reports AVX-512F (the check lives in project.cpp: code here may use AVX-512 anywhere).
 #include <immintrin.h>
 
 #include "ops/project/gemm_panels.h"
 
 namespace manifpt::detail {
-
-bool cpu_has_avx512f() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-#else
-  return false;
-#endif
-}
 
 #if defined(__AVX512F__)
 namespace {

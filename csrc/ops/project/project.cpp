@@ -5,8 +5,9 @@
 //   2. fakes centred on that mean, in the working type T (float, or double for float64 inputs),
 //      with |x|^2 and |x| per fake (the sum of squares in float64 is the NaN/Inf check of fakes);
 //   3. for each tile of reals (centred, packed once, |y|^2 once per real) and each block of fakes:
-//      the cross term x.y from a BLAS GEMM into an O(tile) buffer, then a candidate scan of the
-//      approximate distances |x|^2 + |y|^2 - 2 x.y (scan_row);
+//      the cross term x.y into an O(tile) buffer (our AVX-512/AVX2 GEMM on packed panels, or BLAS
+//      sgemm_, or portable C++), then a candidate scan of the approximate distances
+//      |x|^2 + |y|^2 - 2 x.y (scan_row);
 //   4. per fake: exact re-rank of the surviving candidates in the direct form sum((x - y)^2) in
 //      float64 on the original values, lowest index on ties, and the artifact row x - y* written in
 //      the same pass.
@@ -28,11 +29,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <type_traits>
 #include <cmath>
 #include <cstdlib>
-#include <string>
 #include <limits>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/checks.h"
@@ -56,6 +57,27 @@ int MKL_Set_Num_Threads_Local(int nthreads) __attribute__((weak));
 
 namespace manifpt {
 namespace detail {
+
+// The CPU feature checks live here, in a file compiled without -mavx2/-mavx512f: in those files the
+// compiler may use the wider instructions anywhere, so a check placed there could itself fault on the
+// CPUs it is meant to detect.
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512f() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
 
 template <typename T>
 void scan_row(const T* c, const T* yn, int64_t nb, T xn, T bound, int64_t j0, RowState<T>& st) {
@@ -200,8 +222,8 @@ struct Tiles {
   int64_t m, n;
 };
 
-// Tiles sized so that BLAS packing is amortised (each packed element feeds hundreds of flops) while
-// the GEMM output tile stays cache resident for the scan.
+// Tiles sized so that packing the reals is amortised (each packed element feeds hundreds of flops)
+// while the GEMM output tile stays cache resident for the scan.
 Tiles choose_tiles(int64_t M, int64_t N, int64_t D, int64_t tile_m, int64_t tile_n, int threads) {
   Tiles t{tile_m > 0 ? tile_m : (D <= 256 ? 128 : 256), tile_n > 0 ? tile_n : (D <= 256 ? 512 : 1024)};
   // Few fakes: smaller blocks (multiples of the 8-row register block) so every thread gets one.
@@ -277,7 +299,7 @@ void project_cpu_kernel(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t
   const bool infinite_bound = !std::isfinite(g);  // D too large for the bound: direct scan only
 
   // One packed tile of reals: centred, |y|^2 per real, and the largest |y| (for the bound). Laid out
-  // row-major for BLAS, or in k-major panels of 32 for the AVX-512 GEMM (float only).
+  // row-major for BLAS / portable, or in k-major panels of 32 for our AVX-512/AVX2 GEMMs (float only).
   const CpuPath path = cpu_path();
   const bool use_panels = std::is_same_v<T, float> && (path.gemm == Gemm::Avx512 || path.gemm == Gemm::Avx2);
   const int64_t npanels = (tiles.n + detail::kPanel - 1) / detail::kPanel;

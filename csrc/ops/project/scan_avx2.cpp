@@ -1,5 +1,6 @@
 // AVX2/FMA version of the candidate scan (same two passes as detail::scan_row in project.cpp).
-// This file alone is compiled with -mavx2 -mfma; project.cpp calls it only after cpu_has_avx2_fma().
+// This file alone is compiled with -mavx2 -mfma; project.cpp calls it only after cpu_has_avx2_fma(),
+// which lives in project.cpp because anything in this file may contain AVX2 instructions.
 #include <immintrin.h>
 
 #include <cmath>
@@ -8,15 +9,6 @@
 #include "ops/project/project.h"
 
 namespace manifpt::detail {
-
-bool cpu_has_avx2_fma() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
 
 #if defined(__AVX2__) && defined(__FMA__)
 namespace {

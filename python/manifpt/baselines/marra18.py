@@ -13,10 +13,9 @@ import torchvision
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
+from ..embed import imagenet_normalize
 from .base import TorchBaseline, Trunk
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 class Marra18(TorchBaseline):
@@ -32,7 +31,7 @@ class Marra18(TorchBaseline):
         x = TF.resize(images, [self.input_size, self.input_size], antialias=True)
         if train and torch.rand(1, generator=gen) < 0.5:
             x = x.flip(-1)
-        return (x - MEAN) / STD
+        return imagenet_normalize(x)
 
     def make_net(self, num_classes):
         model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)

@@ -18,10 +18,9 @@ import torchvision
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
+from ..embed import imagenet_normalize
 from .base import TorchBaseline, Trunk, to_uint8
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
 def resnet_trunk(arch: str, num_classes: int, weights=None) -> Trunk:
@@ -56,7 +55,7 @@ class Wang20(TorchBaseline):
         x = TF.resize(images, [self.load_size, self.load_size], antialias=True)
         if not train:
             x = TF.center_crop(x, [self.input_size, self.input_size])
-            return (x - MEAN) / STD
+            return imagenet_normalize(x)
         out = []
         for img in x:
             u = torch.rand(6, generator=gen)
@@ -73,7 +72,7 @@ class Wang20(TorchBaseline):
                 quality = int(30 + 70 * u[5])
                 img = torchvision.io.decode_jpeg(torchvision.io.encode_jpeg(to_uint8(img[None])[0], quality=quality)).float() / 255
             out.append(img)
-        return (torch.stack(out) - MEAN) / STD
+        return imagenet_normalize(torch.stack(out))
 
     def make_net(self, num_classes):
         return resnet_trunk(self.arch, num_classes, self.weights)

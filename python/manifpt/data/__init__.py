@@ -1,4 +1,4 @@
 """Image data: folders in the GM layout (ROOT/real/** + ROOT/<model>/**) and image loading."""
-from .folder import IMAGE_EXTENSIONS, BadImagesError, ImageFolderGM, list_images, load_images
+from .folder import IMAGE_EXTENSIONS, BadImagesError, ImageFolderGM, list_images, load_images, stratified_split
 
-__all__ = ["IMAGE_EXTENSIONS", "BadImagesError", "ImageFolderGM", "list_images", "load_images"]
+__all__ = ["IMAGE_EXTENSIONS", "BadImagesError", "ImageFolderGM", "list_images", "load_images", "stratified_split"]

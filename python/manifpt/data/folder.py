@@ -102,6 +102,25 @@ def load_images(
     return batch.float().div_(255.0).contiguous(), keep
 
 
+def stratified_split(labels: Sequence[int], seed: int = 0,
+                     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, list[int]]:
+    """Positions of `labels` split into train/val/test, class by class: each class is shuffled with the
+    seed and cut by `fractions`, so every position lands in exactly one part."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+    rng = random.Random(seed)
+    out = {"train": [], "val": [], "test": []}
+    labels = [int(v) for v in labels]
+    for label in sorted(set(labels)):
+        idx = [i for i, lab in enumerate(labels) if lab == label]
+        rng.shuffle(idx)
+        n_train, n_val = round(fractions[0] * len(idx)), round(fractions[1] * len(idx))
+        out["train"] += idx[:n_train]
+        out["val"] += idx[n_train : n_train + n_val]
+        out["test"] += idx[n_train + n_val :]
+    return {k: sorted(v) for k, v in out.items()}
+
+
 @dataclass
 class ImageFolderGM:
     """A folder in the GM layout: `real/` plus one folder per generative model.
@@ -155,25 +174,19 @@ class ImageFolderGM:
         return factors
 
     def split(self, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, list[int]]:
-        """Stratified, seeded train/val/test split of the generated images (positions in `files`).
-        Each class is shuffled with the seed and cut by `fractions`; every file lands in exactly one split."""
-        if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-            raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
-        rng = random.Random(seed)
-        out = {"train": [], "val": [], "test": []}
-        for label in range(len(self.models)):
-            idx = [i for i, lab in enumerate(self.labels) if lab == label]
-            rng.shuffle(idx)
-            n_train = round(fractions[0] * len(idx))
-            n_val = round(fractions[1] * len(idx))
-            out["train"] += idx[:n_train]
-            out["val"] += idx[n_train : n_train + n_val]
-            out["test"] += idx[n_train + n_val :]
-        return {k: sorted(v) for k, v in out.items()}
+        """Stratified, seeded train/val/test split of the generated images (positions in `files`)."""
+        return stratified_split(self.labels, seed, fractions)
 
     def load_reals(self, skip_bad: bool = False) -> tuple[torch.Tensor, list[Path]]:
         images, keep = load_images(self.real_files, self.size, mode=self.mode, skip_bad=skip_bad)
         return images, [self.real_files[i] for i in keep]
+
+    def load_all(self, skip_bad: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Every generated image, its label, and its position in `files` (with skip_bad, unreadable
+        files have no row, so row r is files[positions[r]])."""
+        images, labels, paths = self.load(list(range(len(self.files))), skip_bad=skip_bad)
+        where = {p: i for i, p in enumerate(self.files)}
+        return images, labels, [where[p] for p in paths]
 
     def load(self, positions: Sequence[int], skip_bad: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
         """Generated images at `positions` of `files`, their labels, and their paths."""
