@@ -1,21 +1,20 @@
 """The manifpt command line.
 
-    manifpt demo   exactness + speed of the projection op on this machine (the README's main command
-                   until the attribution pipeline lands): table on the terminal, JSON + PNG on disk
-    manifpt bench  the same comparison on a chosen preset (full = the shapes of benchmarks/RESULTS.md)
-    manifpt project --fakes F.npy --reals R.npy --out DIR
+    manifpt demo   the paper's three studies on the embedded GM-Mini (quick preset, ~10 min; --full)
+    manifpt bench  exactness + speed of the projection op vs FAISS and torch (--preset demo: one minute)
+    manifpt project [--fakes F.npy --reals R.npy] --out DIR
                    nearest real, distance and artifact of every fake; runs under torchrun too
                    (reals sharded over ranks, streamed from disk), see docs/scale.md
-    manifpt artifacts --data ROOT --space rgb|freq|sl|ssl      artifacts of a GM folder + figures
-    manifpt fit --data ROOT --space S                          train an attributor on artifacts
+    manifpt artifacts [--data ROOT] --space rgb|freq|sl|ssl      artifacts of a GM folder + figures
+    manifpt fit [--data ROOT] --space S                          train an attributor on artifacts
     manifpt predict --model CKPT IMAGES_OR_DIR ...             attribute images
-    manifpt evaluate --model CKPT --data ROOT                  accuracy + confusion matrix
-    manifpt experiment model-type --data ROOT --spaces rgb,freq --seeds 3   (paper Table 1)
-    manifpt experiment training-data --data ROOT                             (paper Table 5)
-    manifpt experiment layer-type --data ROOT                                (paper Table 6)
-    manifpt experiment robustness --data ROOT [--augment]     accuracy under JPEG/rescale/blur/noise/crop
-    manifpt experiment open-set --data ROOT                   unknown generators: AUROC, leave-one-model-out
-    manifpt ssl-pretrain --data ROOT --out ssl.pth             Barlow Twins on your own reals (ssl space)
+    manifpt evaluate --model CKPT [--data ROOT]                  accuracy + confusion matrix
+    manifpt experiment model-type [--data ROOT] --spaces rgb,freq --seeds 3   (paper Table 1)
+    manifpt experiment training-data [--data ROOT]                             (paper Table 5)
+    manifpt experiment layer-type [--data ROOT]                                (paper Table 6)
+    manifpt experiment robustness [--data ROOT] [--augment]     accuracy under JPEG/rescale/blur/noise/crop
+    manifpt experiment open-set [--data ROOT]                   unknown generators: AUROC, leave-one-model-out
+    manifpt ssl-pretrain [--data ROOT] --out ssl.pth             Barlow Twins on your own reals (ssl space)
 """
 from __future__ import annotations
 
@@ -109,7 +108,7 @@ def run_bench(preset: str, out: Path, repeats: int, memory: tuple[int, int, int]
 
 
 def _data_args(p, space=True) -> None:
-    p.add_argument("--data", type=Path, required=True, help="GM folder: ROOT/real/** and ROOT/<model>/**")
+    p.add_argument("--data", default="gm-mini", help="GM folder ROOT/real/** + ROOT/<model>/**, or gm-mini (the embedded benchmark, the default)")
     if space:
         p.add_argument("--space", choices=("rgb", "freq", "sl", "ssl"), default="rgb")
     p.add_argument("--size", type=int, default=32, help="images are brought to SIZE x SIZE (default 32)")
@@ -148,12 +147,12 @@ def _add_pipeline_commands(sub) -> None:
     p = sub.add_parser("predict", help="attribute images with a trained attributor")
     p.add_argument("--model", type=Path, required=True, help="model.pt written by `manifpt fit`")
     p.add_argument("images", nargs="+", type=Path, help="image files or folders")
-    p.add_argument("--data", type=Path, default=None, help="GM folder of the reals (default: the one it was trained on)")
+    p.add_argument("--data", default=None, help="GM folder of the reals, or gm-mini (default: the one it was trained on)")
     p.add_argument("--closed-set", action="store_true", help="always name a known generator (no 'unknown')")
     _common(p, "predict")
     p = sub.add_parser("evaluate", help="accuracy of a trained attributor on a GM folder")
     p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--data", default="gm-mini", help="GM folder ROOT/real/** + ROOT/<model>/**, or gm-mini (the embedded benchmark, the default)")
     _common(p, "evaluate")
     p = sub.add_parser("experiment", help="the paper's experiments")
     esub = p.add_subparsers(dest="experiment", required=True)
@@ -172,6 +171,8 @@ def _add_pipeline_commands(sub) -> None:
     e.add_argument("--baseline-preset", choices=("cpu", "paper"), default="cpu",
                    help="cpu: the baselines' networks sized for small images on a CPU; paper: each paper's settings")
     e.add_argument("--seeds", type=int, default=3)
+    e.add_argument("--where", default=None, help="COLUMN=VALUE[,...]: only the models whose models.csv row matches "
+                   "(e.g. training_set=photo: models of one training set, as in the paper)")
     _train_args(e)
     e = experiment("training-data", "Table 5: predict the training set of models of one type")
     e.add_argument("--type-column", default="type", help="models.csv column naming the model type")
@@ -193,7 +194,7 @@ def _add_pipeline_commands(sub) -> None:
             e.add_argument("--score", choices=("msp", "energy", "fingerprint"), default="energy")
             e.add_argument("--keep", type=float, default=0.95, help="share of known validation images the threshold keeps")
     p = sub.add_parser("ssl-pretrain", help="train a Barlow Twins backbone on the real images (for --space ssl)")
-    p.add_argument("--data", type=Path, required=True, help="GM folder (its real/ images) or a folder of images")
+    p.add_argument("--data", default="gm-mini", help="GM folder (its real/ images), a folder of images, or gm-mini (default)")
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--arch", choices=("resnet18", "resnet50"), default="resnet18")
     p.add_argument("--epochs", type=int, default=20)
@@ -233,6 +234,10 @@ def _run_pipeline_command(args) -> int:
         print(text)
         tables.append(text)
     try:
+        if args.data is not None:
+            from .data import gm_mini
+
+            args.data = gm_mini.resolve(args.data)
         device = ex.resolve_device(args.device)
         for name in ("epochs", "seeds", "batch_size", "size"):
             if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
@@ -322,8 +327,15 @@ def _run_pipeline_command(args) -> int:
             names = _parse_baselines(args.baselines, BASELINES)
             if not spaces and not names:
                 raise ValueError("nothing to run: give --spaces and/or --baselines")
+            where = None
+            if args.where:
+                pairs = [w.split("=", 1) for w in args.where.split(",") if w.strip()]
+                if any(len(p) != 2 or not p[0].strip() for p in pairs):
+                    raise ValueError(f"--where must be COLUMN=VALUE[,COLUMN=VALUE], got {args.where!r}")
+                where = {k.strip(): v.strip() for k, v in pairs}
             r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,
-                                  batch_size=args.batch_size, baselines=names, baseline_preset=args.baseline_preset, **kw)
+                                  batch_size=args.batch_size, baselines=names, baseline_preset=args.baseline_preset,
+                                  where=where, **kw)
             show(ex.table(r["rows"], [("method", "method"), ("space", "space"),
                                        ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
                                        ("FDR", lambda x: f"{x['fdr']:.2f}")]))
@@ -339,26 +351,46 @@ def _run_pipeline_command(args) -> int:
     return 0
 
 
+def _run_demo(args) -> int:
+    from .demo import run_demo
+    from .experiments import resolve_device
+
+    try:
+        r = run_demo(args.out, full=args.full, data=args.data, device=resolve_device(args.device))
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for study, text in r["tables"].items():
+        print(f"\n{study} ({r['seconds'][study]:.0f} s)\n{text}")
+    print(f"\nwrote {args.out}/summary.md, summary.json; figures:\n  " + "\n  ".join(r["figures"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .bench import SHAPES
 
     parser = argparse.ArgumentParser(prog="manifpt", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"manifpt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, preset in (("demo", "demo"), ("bench", "full")):
-        p = sub.add_parser(name, help=f"projection op vs FAISS and torch (default preset: {preset})")
-        p.add_argument("--preset", choices=sorted(SHAPES), default=preset)
-        p.add_argument("--out", type=Path, default=Path("runs") / name, help="folder for bench.json/.md/.png")
-        p.add_argument("--repeats", type=int, default=3, help="timed runs per method (the best is kept)")
-        if name == "bench":
-            p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS run on (20000, 200000, 64)")
+    p = sub.add_parser("demo", help="the paper's three studies on the embedded GM-Mini (quick preset; --full)")
+    p.add_argument("--full", action="store_true", help="the complete settings (all baselines, 3 seeds x 30 epochs)")
+    p.add_argument("--data", default="gm-mini", help="GM folder with models.csv, or gm-mini (default)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--out", type=Path, default=Path("runs") / "demo", help="folder for the studies' results and figures")
+    p = sub.add_parser("bench", help="projection op vs FAISS and torch: exactness and speed table")
+    p.add_argument("--preset", choices=sorted(SHAPES), default="full", help="shapes (demo: a one-minute table)")
+    p.add_argument("--out", type=Path, default=Path("runs") / "bench", help="folder for bench.json/.md/.png")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per method (the best is kept)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS run on (20000, 200000, 64)")
     p = sub.add_parser("project", help="artifacts of fakes against reals: .npy arrays or image folders (torchrun-aware)")
-    p.add_argument("--fakes", type=Path, required=True, help=".npy array (M, ...) or folder of generated images")
-    p.add_argument("--reals", type=Path, required=True, help=".npy array (N, ...) or folder of real images")
+    p.add_argument("--fakes", type=Path, default=None, help=".npy array (M, ...), folder of generated images, or a GM folder")
+    p.add_argument("--reals", type=Path, default=None, help=".npy array (N, ...) or folder of real images")
+    p.add_argument("--data", default="gm-mini", help="without --fakes/--reals: the models' images of this GM folder "
+                   "against its real/ (default gm-mini)")
     p.add_argument("--space", choices=("rgb", "freq", "sl", "ssl"), default="rgb", help="embedding for image folders")
     p.add_argument("--size", type=int, default=None, help="bring images to SIZE x SIZE (shorter side + centre crop)")
     p.add_argument("--weights", default=None, help="local weights file for --space sl/ssl (never downloaded)")
-    p.add_argument("--out", type=Path, required=True, help="folder for artifacts.npy, index.npy, distance.npy")
+    p.add_argument("--out", type=Path, default=Path("runs") / "project", help="folder for artifacts.npy, index.npy, distance.npy")
     p.add_argument("--batch", type=int, default=4096, help="fakes per block (default 4096)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MiB of reals held at once per rank")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a stuck collective fails")
@@ -374,7 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch < 1:
             parser.error(f"--batch must be >= 1, got {args.batch}")
         budget = None if args.memory_budget_mb is None else args.memory_budget_mb << 20
+        if (args.fakes is None) != (args.reals is None):
+            parser.error("give both --fakes and --reals, or neither (then --data: its models' images against its real/)")
         try:
+            if args.fakes is None:
+                from .data import gm_mini
+
+                root = gm_mini.resolve(args.data)
+                args.fakes, args.reals = root, root / "real"
             manifest = run(args.fakes, args.reals, args.out, space=args.space, size=args.size, weights=args.weights,
                            batch=args.batch, memory_budget=budget, timeout_s=args.timeout)
         except (FileNotFoundError, ValueError, TypeError) as e:
@@ -384,9 +423,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"projected {manifest['shape']['fakes'][0]} fakes onto {manifest['shape']['reals'][0]} reals on "
                   f"{manifest['world_size']} rank(s) in {manifest['seconds']:.2f}s -> {args.out}/")
         return 0
+    if args.command == "demo":
+        return _run_demo(args)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
-    memory = (20000, 200000, 64) if args.command == "bench" and not args.no_memory else None
+    memory = None if args.no_memory or args.preset != "full" else (20000, 200000, 64)
     return run_bench(args.preset, args.out, args.repeats, memory)
 
 

@@ -44,8 +44,8 @@ class Loaded:
     positions: list[int]
 
 
-def load_dataset(data: Path, size: int = DEFAULT_SIZE, skip_bad: bool = False) -> Loaded:
-    ds = ImageFolderGM(data, size=size)
+def load_dataset(data: Path, size: int = DEFAULT_SIZE, skip_bad: bool = False, where: dict | None = None) -> Loaded:
+    ds = ImageFolderGM(data, size=size, where=where)
     reals, _ = ds.load_reals(skip_bad=skip_bad)
     return Loaded(ds, reals, *ds.load_all(skip_bad=skip_bad))
 
@@ -226,17 +226,18 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
 
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
                    size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
-                   baselines=(), baseline_preset="cpu") -> dict:
+                   baselines=(), baseline_preset="cpu", where: dict | None = None) -> dict:
     """Table 1: for each space (ManiFPT) and each baseline, the test accuracy mean +- std over seeds
     (each seed its own split and initialisation) and the FD ratio over all generated images: of the
     artifacts (ManiFPT), or of the baseline's features (its seed-0 model). Also t-SNE panels of the
-    pixels, each space's artifacts and each baseline's features (Fig. 1)."""
+    pixels, each space's artifacts and each baseline's features (Fig. 1). `where` (e.g. {"training_set":
+    "photo"}) keeps the models whose models.csv row matches: the paper compares models of one training set."""
     from .baselines import make_baseline
 
     out = Path(out)
     rows, panels, triplet_arts = [], {}, {}
     triplet_rows = nearest = None
-    d = load_dataset(data, size, skip_bad)  # decoded once for every space and baseline
+    d = load_dataset(data, size, skip_bad, where)  # decoded once for every space and baseline
     ds, fakes, labels, positions = d.ds, d.fakes, d.labels, d.positions
     panels["pixels"] = (fakes.numpy(), labels.numpy())
     for space in spaces:
@@ -281,7 +282,7 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
     if triplet_arts:
         viz.triplet_figure(fakes[triplet_rows], nearest, triplet_arts, ds.models, out / "triplets.png")
         figures.append("triplets.png")
-    result = {"experiment": "model-type", "data": str(data), "models": ds.models, "arch": arch, "epochs": epochs,
+    result = {"experiment": "model-type", "data": str(data), "where": where, "models": ds.models, "arch": arch, "epochs": epochs,
               "seeds": seeds, "baseline_preset": baseline_preset if baselines else None, "rows": rows,
               "figures": figures}
     atomic_write_json(out / "results.json", result)

@@ -63,6 +63,8 @@ class _Source:
         self.name, self.embedder, self.size = name, embedder, size
         if path.is_dir():
             self.files = list_images(path)
+            if name == "fakes" and (path / "real").is_dir():  # a GM folder: every model's images, not its reals
+                self.files = [f for f in self.files if f.relative_to(path).parts[0] != "real"]
             if not self.files:
                 raise ValueError(f"manifpt project: --{name} folder {path} holds no images")
             self.array = None

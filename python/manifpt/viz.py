@@ -26,19 +26,30 @@ def _save(fig, path: Path) -> Path:
     return Path(path)
 
 
-def tsne_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], path: Path, seed: int = 0) -> Path:
-    """One t-SNE scatter per panel: {title: (features (N, ...), labels (N,))}."""
+def tsne_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], path: Path, seed: int = 0,
+                max_points: int = 2000) -> Path:
+    """One t-SNE scatter per panel: {title: (features (N, ...), labels (N,))}. Panels with more than
+    `max_points` rows show a seeded random subset of them, and features are reduced to 50 dimensions by PCA
+    first (the usual t-SNE practice; it bounds the time on GM-Mini's 7500 x 3072 artifacts)."""
+    from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     plt = _plt()
+    colors = plt.get_cmap("tab20")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
     for ax, (title, (feats, labels)) in zip(axes[0], panels.items()):
         x = np.asarray(feats, dtype=np.float32).reshape(len(feats), -1)
+        labels = np.asarray(labels)
+        if len(x) > max_points:
+            keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:max_points])
+            x, labels = x[keep], labels[keep]
+        if x.shape[1] > 50 and len(x) > 50:
+            x = PCA(50, random_state=seed).fit_transform(x)
         perplexity = float(max(2, min(30, (len(x) - 1) // 3)))
         emb = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
         for k, name in enumerate(class_names):
-            m = np.asarray(labels) == k
-            ax.scatter(emb[m, 0], emb[m, 1], s=6, label=name)
+            m = labels == k
+            ax.scatter(emb[m, 0], emb[m, 1], s=6, label=name, color=colors(k % 20))
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])

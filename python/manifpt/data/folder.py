@@ -132,6 +132,7 @@ class ImageFolderGM:
     root: Path
     size: int | None = None
     mode: str = "center-crop"
+    where: dict[str, str] | None = None  # keep only the models whose models.csv row has these values
     models: list[str] = field(init=False)
     real_files: list[Path] = field(init=False)
     files: list[Path] = field(init=False)
@@ -150,6 +151,17 @@ class ImageFolderGM:
         self.models = sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != REAL and not p.name.startswith("."))
         if not self.models:
             raise ValueError(f"dataset root {self.root} has no model folders besides '{REAL}/'")
+        self.factors = self._read_factors()
+        if self.where:
+            missing = [m for m in self.models if m not in self.factors]
+            if missing:
+                raise ValueError(f"where={self.where}: {self.root / 'models.csv'} has no row for {missing}")
+            unknown = [k for k in self.where if k not in next(iter(self.factors.values()))]
+            if unknown:
+                raise ValueError(f"where={self.where}: models.csv has no column {unknown}")
+            self.models = [m for m in self.models if all(self.factors[m][k] == v for k, v in self.where.items())]
+            if not self.models:
+                raise ValueError(f"where={self.where}: no model of {self.root} matches")
         self.files, self.labels = [], []
         for label, model in enumerate(self.models):
             files = list_images(self.root / model)
@@ -157,7 +169,6 @@ class ImageFolderGM:
                 raise ValueError(f"model folder {self.root / model} holds no images")
             self.files += files
             self.labels += [label] * len(files)
-        self.factors = self._read_factors()
 
     def _read_factors(self) -> dict[str, dict[str, str]]:
         path = self.root / "models.csv"
@@ -168,7 +179,7 @@ class ImageFolderGM:
         if rows and "model" not in rows[0]:
             raise ValueError(f"{path} needs a 'model' column (one row per model folder), got columns {list(rows[0])}")
         factors = {r["model"]: {k: v for k, v in r.items() if k != "model"} for r in rows}
-        unknown = sorted(set(factors) - set(self.models))
+        unknown = sorted(set(factors) - {p.name for p in self.root.iterdir() if p.is_dir()})
         if unknown:
             raise ValueError(f"{path} names models with no folder: {unknown}")
         return factors
