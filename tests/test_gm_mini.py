@@ -173,6 +173,12 @@ def test_quick_build_end_to_end(quick, tmp_path):
     assert ds.models == sorted(s.model for s in gb.ZOO)
     assert len(ds.real_files) == 1600 + 1797 and len(ds.files) == 16 * len(gb.ZOO)
     assert set(ds.factors) == set(ds.models)  # models.csv covers every folder
+    digits = ImageFolderGM(ds.root, where={"training_set": "digits"})
+    assert digits.models == ["dcgan_digits", "ddpm_digits", "vae_digits"] and len(digits.files) == 48
+    with pytest.raises(ValueError, match="no column"):
+        ImageFolderGM(ds.root, where={"colour": "red"})
+    with pytest.raises(ValueError, match="no model"):
+        ImageFolderGM(ds.root, where={"family": "autoregressive"})
 
 
 def test_build_resumes_and_is_deterministic(quick, tmp_path):
@@ -244,6 +250,7 @@ def test_cli_commands_default_to_gm_mini(shipped, tmp_path):
     assert main(["experiment", "layer-type", "--spaces", "freq", "--factors", "upsampling", "--out", str(tmp_path / "lt")]) == 0
     r = json.loads((tmp_path / "lt" / "results.json").read_text())
     assert r["data"] == str(shipped) and r["rows"][0]["factor"] == "upsampling"
+    assert main(["experiment", "model-type", "--where", "training_set", "--out", str(tmp_path / "mt")]) == 2
     assert main(["project", "--out", str(tmp_path / "p")]) == 0
     index = np.load(tmp_path / "p" / "index.npy")
     assert len(index) == len(load("gm-mini").files) and index.max() < 1600 + 1797

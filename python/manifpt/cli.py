@@ -1,6 +1,6 @@
 """The manifpt command line.
 
-    manifpt demo   the paper's three studies on the embedded GM-Mini (quick preset, ~10 min; --full)
+    manifpt demo   the paper's three studies on the embedded GM-Mini (quick preset, ~11 min on 2 cores; --full)
     manifpt bench  exactness + speed of the projection op vs FAISS and torch (--preset demo: one minute)
     manifpt project [--fakes F.npy --reals R.npy] --out DIR
                    nearest real, distance and artifact of every fake; runs under torchrun too
@@ -311,15 +311,11 @@ def _run_pipeline_command(args) -> int:
                 r = ex.run_training_data(args.data, args.out, spaces=spaces, type_column=args.type_column,
                                          target_column=args.target_column, seeds=args.seeds, arch=args.arch,
                                          epochs=args.epochs, batch_size=args.batch_size, **kw)
-                show(ex.table(r["rows"], [("space", "space"), ("model type", "model_type"),
-                                           ("training sets", lambda x: ", ".join(x["training_sets"])),
-                                           ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
-                                           ("chance %", lambda x: pct(x["chance"]))]))
+                show(ex.table(r["rows"], ex.TABLE_COLUMNS["training-data"]))
             else:
                 factors = [f.strip() for f in args.factors.split(",")] if args.factors else None
                 r = ex.run_layer_type(args.data, args.out, spaces=spaces, factors=factors, **kw)
-                show(ex.table(r["rows"], [("space", "space"), ("factor", "factor"), ("values", lambda x: len(x["values"])),
-                                           ("NMI", lambda x: f"{x['nmi']:.3f}")]))
+                show(ex.table(r["rows"], ex.TABLE_COLUMNS["layer-type"]))
         else:
             from .baselines import BASELINES
 
@@ -336,9 +332,7 @@ def _run_pipeline_command(args) -> int:
             r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,
                                   batch_size=args.batch_size, baselines=names, baseline_preset=args.baseline_preset,
                                   where=where, **kw)
-            show(ex.table(r["rows"], [("method", "method"), ("space", "space"),
-                                       ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
-                                       ("FDR", lambda x: f"{x['fdr']:.2f}")]))
+            show(ex.table(r["rows"], ex.TABLE_COLUMNS["model-type"]))
     except (FileNotFoundError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 Presets (both use the small ResNet attributor of attribute.py; the CNN baselines use the `cpu` preset of
 experiments.baseline_params). Model-type compares the 12 models trained on the photo set, as the paper
 compares models of one training set; the other two studies use all 15.
-- quick (default, about 10 min on a 2-core CPU): rgb + freq artifacts, the three hand-crafted-feature
+- quick (default, 11 min 15 s measured on the 2-core CPU of docs/results.md): rgb + freq artifacts, the three hand-crafted-feature
   baselines and Yu19, 2 seeds x 8 epochs for model-type, 3 seeds x 8 epochs for training-data, k-means
   NMI for layer-type.
 - full (`--full`): rgb + freq, all eight baselines, 3 seeds x 30 epochs everywhere: hours on a 2-core CPU
@@ -38,8 +38,9 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
     p = dict(preset or PRESETS["full" if full else "quick"])
     baselines = list(BASELINES) if p["baselines"] == "all" else list(p["baselines"])
     root = gm_mini.resolve(data)
+    # the photo-set filter is GM-Mini's; another folder is compared over all its models
+    where = p["where"] if data is None or str(data).lower() == gm_mini.NAME else None
     out = Path(out)
-    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     tables, figures, seconds = {}, [], {}
     stages = tqdm(["model-type", "training-data", "layer-type"], desc="demo", unit="study")
     for study in stages:
@@ -47,22 +48,13 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
         t0 = time.time()
         if study == "model-type":
             r = ex.run_model_type(root, out / study, spaces=p["spaces"], seeds=p["seeds"], epochs=p["epochs"],
-                                  baselines=baselines, device=device, where=p["where"])
-            tables[study] = ex.table(r["rows"], [
-                ("method", "method"), ("space", "space"),
-                ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
-                ("FDR", lambda x: f"{x['fdr']:.2f}")])
+                                  baselines=baselines, device=device, where=where)
         elif study == "training-data":
             r = ex.run_training_data(root, out / study, spaces=p["spaces"], seeds=p["td_seeds"], epochs=p["td_epochs"],
                                      device=device)
-            tables[study] = ex.table(r["rows"], [
-                ("space", "space"), ("model type", "model_type"), ("training sets", lambda x: ", ".join(x["training_sets"])),
-                ("accuracy % (mean +- std)", lambda x: f"{pct(x['accuracy_mean'])} +- {pct(x['accuracy_std'])}"),
-                ("chance %", lambda x: pct(x["chance"]))])
         else:
             r = ex.run_layer_type(root, out / study, spaces=p["spaces"], device=device)
-            tables[study] = ex.table(r["rows"], [("space", "space"), ("factor", "factor"),
-                                                 ("values", lambda x: len(x["values"])), ("NMI", lambda x: f"{x['nmi']:.3f}")])
+        tables[study] = ex.table(r["rows"], ex.TABLE_COLUMNS[study])
         seconds[study] = round(time.time() - t0, 1)
         figures += [str(out / study / f) for f in r.get("figures", [])]
         atomic_write_text(out / study / "results.md", tables[study] + "\n")
@@ -71,7 +63,7 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
               "layer-type": "NMI of artifact clusters vs design factors (paper Table 6)"}
     summary = "\n\n".join(f"## {titles[s]} ({seconds[s]:.0f} s)\n\n{tables[s]}" for s in tables)
     atomic_write_text(out / "summary.md", f"# manifpt demo on {root} ({'full' if full else 'quick'} preset)\n\n{summary}\n")
-    result = {"data": str(root), "preset": "full" if full else "quick", "settings": {**p, "baselines": baselines},
+    result = {"data": str(root), "preset": "full" if full else "quick", "settings": {**p, "baselines": baselines, "where": where},
               "tables": tables, "figures": figures, "seconds": seconds}
     atomic_write_json(out / "summary.json", result)
     return result

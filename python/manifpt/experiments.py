@@ -297,6 +297,25 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join([head, sep, *body])
 
 
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}"
+
+
+def _acc(x: dict) -> str:
+    return f"{_pct(x['accuracy_mean'])} +- {_pct(x['accuracy_std'])}"
+
+
+# The printed layout of each study's results["rows"] (the CLI and the demo both print these).
+TABLE_COLUMNS = {
+    "model-type": [("method", "method"), ("space", "space"), ("accuracy % (mean +- std)", _acc),
+                   ("FDR", lambda x: f"{x['fdr']:.2f}")],
+    "training-data": [("space", "space"), ("model type", "model_type"), ("training sets", lambda x: ", ".join(x["training_sets"])),
+                      ("accuracy % (mean +- std)", _acc), ("chance %", lambda x: _pct(x["chance"]))],
+    "layer-type": [("space", "space"), ("factor", "factor"), ("values", lambda x: len(x["values"])),
+                   ("NMI", lambda x: f"{x['nmi']:.3f}")],
+}
+
+
 def _factor_column(ds: ImageFolderGM, column: str) -> dict[str, str]:
     if not ds.factors:
         raise ValueError(f"{ds.root} has no models.csv: the experiment needs the design factors of each model")
