@@ -339,10 +339,10 @@ def run_training_data(data, out: Path, *, spaces=("rgb", "freq"), type_column="t
     rows = []
     d = load_dataset(data, size, skip_bad)
     ds, labels = d.ds, d.labels
+    mtype, target = _factor_column(ds, type_column), _factor_column(ds, target_column)
     for space in spaces:
         _, art = space_artifacts(d, space, weights=weights, neighbour_space=neighbour_space, device=device,
                                  cache_dir=out / "cache", progress=progress)
-        mtype, target = _factor_column(ds, type_column), _factor_column(ds, target_column)
         for t in sorted(set(mtype.values())):
             models = [m for m in ds.models if mtype[m] == t]
             sets = sorted({target[m] for m in models})
@@ -351,10 +351,9 @@ def run_training_data(data, out: Path, *, spaces=("rgb", "freq"), type_column="t
             model_ids = [ds.models.index(m) for m in models]
             rows_t = torch.tensor([r for r in range(len(labels)) if int(labels[r]) in model_ids and not art.identical[r]])
             y_t = torch.tensor([sets.index(target[ds.models[int(labels[r])]]) for r in rows_t])
-            accs = []
+            x, accs = art.artifact[rows_t], []
             for seed in range(seeds):
                 parts = stratified_split(y_t.tolist(), seed)  # positions within rows_t
-                x = art.artifact[rows_t]
                 att = Attributor(len(sets), tuple(x.shape[1:]), arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
                                  device=device, class_names=sets)
                 att.fit(x[parts["train"]], y_t[parts["train"]], x[parts["val"]], y_t[parts["val"]], progress=progress)

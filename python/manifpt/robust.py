@@ -30,9 +30,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from . import metrics
 from .attribute import Attributor
-from .embed import get_embedder
 from .io import atomic_write_json
-from .manifold import RealManifold
 
 CORRUPTIONS = {"jpeg": (95, 75, 50), "rescale": (0.75, 0.5), "blur": (0.5, 1.0), "noise": (0.02, 0.05), "crop": (0.9, 0.75)}
 
@@ -74,29 +72,34 @@ def run_robustness(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), bas
                    arch="small", epochs=30, batch_size=64, size=32, weights=None, skip_bad=False, device="cpu",
                    progress=True) -> dict:
     from .baselines import make_baseline
-    from .experiments import baseline_params, load_dataset, split_rows
+    from .experiments import baseline_params, load_dataset, space_artifacts, split_rows
 
     out = Path(out)
     d = load_dataset(data, size, skip_bad)
-    ds, reals, fakes, labels = d.ds, d.reals, d.fakes, d.labels
+    ds, fakes, labels = d.ds, d.fakes, d.labels
     parts = split_rows(ds, seed, d.positions)
     train, val, test = (parts[k] for k in ("train", "val", "test"))
     conditions = [("clean", 0)] + [(k, s) for k, levels in CORRUPTIONS.items() for s in levels]
     test_sets = {c: fakes[test] if c[0] == "clean" else corrupt(fakes[test], *c, seed=seed) for c in conditions}
     train_x, train_y = fakes[train], labels[train]
     if augment:
-        train_x = torch.cat([train_x, _random_corruption(train_x, seed)])
+        extra_x = _random_corruption(train_x, seed)
+        train_x = torch.cat([train_x, extra_x])
         train_y = torch.cat([train_y, train_y])
     rows = []
     for space in spaces:
-        manifold = RealManifold(get_embedder(space, weights=weights, device=device), reals, cache_dir=out / "cache")
-        a_train = manifold.artifacts(train_x).artifact
-        a_val = manifold.artifacts(fakes[val]).artifact
+        # the clean images' artifacts once; only the processed copies are projected again
+        manifold, clean = space_artifacts(d, space, weights=weights, device=device, cache_dir=out / "cache",
+                                          progress=progress)
+        a_train = clean.artifact[train]
+        if augment:
+            a_train = torch.cat([a_train, manifold.artifacts(extra_x).artifact])
         att = Attributor(len(ds.models), tuple(a_train.shape[1:]), arch=arch, epochs=epochs, seed=seed,
                          batch_size=batch_size, device=device, class_names=ds.models)
-        att.fit(a_train, train_y, a_val, labels[val], progress=progress)
+        att.fit(a_train, train_y, clean.artifact[val], labels[val], progress=progress)
         for (kind, strength), x in test_sets.items():
-            pred, _ = att.predict(manifold.artifacts(x).artifact)
+            a_test = clean.artifact[test] if kind == "clean" else manifold.artifacts(x).artifact
+            pred, _ = att.predict(a_test)
             rows.append({"method": f"ManiFPT {space}", "corruption": kind, "strength": strength,
                          "accuracy": metrics.accuracy(pred.numpy(), labels[test].numpy())})
     for name in baselines:
@@ -136,17 +139,17 @@ def run_open_set(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), basel
                  seed=0, arch="small", epochs=30, batch_size=64, size=32, weights=None, skip_bad=False, device="cpu",
                  progress=True) -> dict:
     from .baselines import make_baseline
-    from .experiments import baseline_params, load_dataset, split_rows
+    from .experiments import baseline_params, load_dataset, space_artifacts, split_rows
 
     out = Path(out)
     d = load_dataset(data, size, skip_bad)
-    ds, reals, fakes, labels = d.ds, d.reals, d.fakes, d.labels
+    ds, fakes, labels = d.ds, d.fakes, d.labels
     if len(ds.models) < 3:
         raise ValueError(f"open-set needs at least 3 models (2 known + 1 held out), {data} has {len(ds.models)}")
     parts = split_rows(ds, seed, d.positions)
     rows = []
-    manifolds = {s: RealManifold(get_embedder(s, weights=weights, device=device), reals, cache_dir=out / "cache") for s in spaces}
-    artifacts = {s: m.artifacts(fakes).artifact for s, m in manifolds.items()}
+    artifacts = {s: space_artifacts(d, s, weights=weights, device=device, cache_dir=out / "cache",
+                                    progress=progress)[1].artifact for s in spaces}
     for held in range(len(ds.models)):
         known = [k for k in range(len(ds.models)) if k != held]
         relabel = torch.full((len(ds.models),), -1, dtype=torch.long)

@@ -15,7 +15,6 @@ shipped but rebuilt from their recipe (`reals.py`) and checked against the manif
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,10 +26,6 @@ from . import reals as real_sets
 
 NAME = "gm-mini"
 SHIPPED = Path(__file__).parent / "shipped"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def verify(root: str | Path = SHIPPED) -> dict:
@@ -45,7 +40,7 @@ def verify(root: str | Path = SHIPPED) -> dict:
         f = root / name
         if not f.is_file():
             raise FileNotFoundError(f"GM-Mini file {f} is missing (listed in {path})")
-        if _sha256(f) != digest:
+        if real_sets.sha256_file(f) != digest:
             raise ValueError(f"GM-Mini file {f} is corrupt: its SHA-256 differs from {path}")
     return manifest
 
@@ -101,7 +96,7 @@ def materialize(out: str | Path | None = None, root: str | Path = SHIPPED) -> Pa
     per torchrun rank) never leaves a half-written folder behind."""
     root = Path(root)
     manifest = verify(root)
-    key = hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()[:12]
+    key = real_sets.sha256_file(root / "manifest.json")[:12]
     out = Path(out) if out is not None else cache_dir() / f"{NAME}-{key}"
     if (out / ".complete").is_file():
         return out

@@ -105,8 +105,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def train_one(spec: Spec, out: str, quick: bool) -> dict:
-    """Trains one model in this (worker) process, writes its checkpoint and sample sheet, returns its record."""
+def train_one(spec: Spec, images: np.ndarray, out: str, quick: bool) -> dict:
+    """Trains one model on `images` (its training set, (n, 32, 32, 3) uint8) in this (worker) process, writes
+    its checkpoint and sample sheet, returns its record."""
     import torch
 
     from . import zoo
@@ -114,7 +115,7 @@ def train_one(spec: Spec, out: str, quick: bool) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(spec.seed)
     np_rng = np.random.default_rng(spec.seed)
-    data = torch.from_numpy(real_sets.build_real(spec.training_set)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    data = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1)
     model = zoo.make_model(spec.family, spec.upsampling, spec.normalization, spec.nonlinearity, spec.loss, seed=spec.seed)
     if quick and spec.family == "diffusion":
         model.sample_steps = 4
@@ -142,12 +143,6 @@ def train_one(spec: Spec, out: str, quick: bool) -> dict:
               "final_loss": float(np.mean(losses[-min(100, steps):]))}
     _atomic_write(out / "records" / f"{spec.model}.json", json.dumps(record, indent=1).encode())
     return record
-
-
-def sha256_bytes(b: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(b).hexdigest()
 
 
 def write_models_csv(path: Path, specs: list[Spec]) -> None:
@@ -181,7 +176,7 @@ def build(out: Path, *, quick: bool = False, jobs: int | None = None, force: boo
     if todo:
         # spawn, not fork: a forked child of a process that already ran torch's thread pools can hang
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(train_one, s, str(out), quick): s for s in todo}
+            futures = {pool.submit(train_one, s, reals[s.training_set], str(out), quick): s for s in todo}
             bar = tqdm(total=len(todo), desc="GM-Mini models", unit="model", disable=not progress)
             for f in as_completed(futures):
                 r = f.result()
@@ -196,7 +191,7 @@ def build(out: Path, *, quick: bool = False, jobs: int | None = None, force: boo
         "name": "gm-mini", "format": 1, "size": 32, "sheet_columns": SHEET_COLUMNS, "quick": quick,
         "samples_per_model": {s.model: records[s.model]["samples"] for s in specs},
         "real_sets": {k: {"count": len(v), "sha256": real_sets.sha256_array(v)} for k, v in reals.items()},
-        "files": {f: sha256_bytes((out / f).read_bytes()) for f in files},
+        "files": {f: real_sets.sha256_file(out / f) for f in files},
         "built_with": {"torch": torch.__version__, "numpy": np.__version__, "threads_per_model": 1,
                        "wall_seconds": round(time.time() - t0, 1)},
     }

@@ -55,6 +55,16 @@ def output_to_pixels(y: torch.Tensor, nonlinearity: str) -> torch.Tensor:
     return ((y.clamp(-1, 1) + 1) / 2)
 
 
+def update(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None = None) -> float:
+    """One optimizer step on `loss` (gradients clipped to norm `clip` when given); returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
+    opt.step()
+    return loss.item()
+
+
 def to_uint8(x01: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8."""
     return (x01.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
@@ -149,14 +159,8 @@ class GAN(nn.Module):
         real = self.G.to_data_range(x11)
         z = torch.randn(x11.shape[0], self.z_dim)
         fake = self.G(z)
-        opt_d.zero_grad(set_to_none=True)
-        self._d_loss(real, fake.detach()).backward()
-        opt_d.step()
-        opt_g.zero_grad(set_to_none=True)
-        g = self._g_loss(fake)
-        g.backward()
-        opt_g.step()
-        return g.item()
+        update(opt_d, self._d_loss(real, fake.detach()))
+        return update(opt_g, self._g_loss(fake))
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
@@ -192,11 +196,7 @@ class VAE(nn.Module):
         sigma = 0.05 if self.G.nonlinearity == "sigmoid" else 0.1
         rec = ((self.G(z) - target) ** 2).flatten(1).sum(1) / (2 * sigma ** 2)
         kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
-        loss = (rec + self.beta * kl).mean() / x11[0].numel()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return update(opt, (rec + self.beta * kl).mean() / x11[0].numel())
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
@@ -353,12 +353,7 @@ class Flow(nn.Module):
         n = x11[0].numel()
         log_pz = -0.5 * (z ** 2 + math.log(2 * math.pi)).flatten(1).sum(1)
         nll = -(log_pz + ld + ld_pre) + n * math.log(256)
-        bpd = (nll / (n * math.log(2))).mean()
-        opt.zero_grad(set_to_none=True)
-        bpd.backward()
-        nn.utils.clip_grad_norm_(self.parameters(), 50.0)
-        opt.step()
-        return bpd.item()
+        return update(opt, (nll / (n * math.log(2))).mean(), clip=50.0)
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
@@ -450,12 +445,7 @@ class Diffusion(nn.Module):
         eps = torch.randn_like(x11)
         xt = ab.sqrt() * x11 + (1 - ab).sqrt() * eps
         target = eps if self.loss == "eps-mse" else x11
-        loss = F.mse_loss(self.net(xt, t), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.parameters(), 1.0)
-        opt.step()
-        return loss.item()
+        return update(opt, F.mse_loss(self.net(xt, t), target), clip=1.0)
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
