@@ -13,7 +13,7 @@ FAST = {
     "mccloskey18": {},
     "durall20": {},
     "dzanic20": {},
-    "nataraj19": {"epochs": 3},
+    "nataraj19": {"epochs": 3, "levels": 64, "padding": "same"},  # the cpu preset; 256 levels: test_nataraj19_paper_network
     "wang20": {"arch": "small", "load_size": 36, "input_size": 32, "epochs": 8, "lr": 1e-3, "p_blur": 0.1, "p_jpeg": 0.1},
     "marra18": {"input_size": 75, "epochs": 10, "batch_size": 8},
     "marra19": {"epochs": 4, "memory": 20},
@@ -61,6 +61,23 @@ def test_cooccurrence_by_hand():
     assert torch.allclose(c.sum(dim=(2, 3)), torch.ones(1, 3))
 
 
+def test_cooccurrence_levels_by_hand():
+    img = torch.tensor([0, 3, 4, 255], dtype=torch.float32).view(1, 1, 1, 4).expand(1, 3, 1, 4) / 255
+    c = cooccurrence(img, levels=64)  # 4 values per bin: 0 and 3 -> 0, 4 -> 1, 255 -> 63
+    assert c.shape == (1, 3, 64, 64)
+    assert c[0, 1, 0, 0] == c[0, 1, 0, 1] == c[0, 1, 1, 63] == pytest.approx(1 / 3)
+    assert torch.allclose(c.sum(dim=(2, 3)), torch.ones(1, 3))
+
+
+def test_nataraj19_paper_network():
+    b = make_baseline("nataraj19")  # 256 levels, unpadded: 256 -> 6 x 6 x 128 before the dense layers
+    x = b.transform(torch.rand(2, 3, 16, 16), train=False)
+    assert x.shape == (2, 3, 256, 256) and float(x.mean()) == pytest.approx(1.0)
+    assert b.make_net(5)(x).shape == (2, 5)
+    small = make_baseline("nataraj19", levels=64, padding="same")
+    assert small.make_net(5)(small.transform(torch.rand(2, 3, 16, 16), train=False)).shape == (2, 5)
+
+
 def test_mccloskey_features_by_hand():
     img = torch.full((1, 3, 2, 2), 0.5)
     img[0, 0, 0, 0] = 1.0  # one saturated red pixel
@@ -85,6 +102,10 @@ def test_bad_parameters():
         make_baseline("wang20", load_size=32, input_size=64)
     with pytest.raises(ValueError, match=r"float \(N, 3, H, W\)"):
         make_baseline("durall20").features(torch.zeros(2, 32, 32))
+    with pytest.raises(ValueError, match="levels >= 105"):
+        make_baseline("nataraj19", levels=64)
+    with pytest.raises(ValueError, match="levels must be in"):
+        make_baseline("nataraj19", levels=512)
     with pytest.raises(RuntimeError, match="call fit"):
         make_baseline("nataraj19").predict(torch.rand(2, 3, 8, 8))
 

@@ -3,6 +3,7 @@ and their errors (bad space, corrupt image, wrong weights, truncated checkpoint,
 import json
 
 import pytest
+import torch
 from images import make_gm_folder
 
 from manifpt.cli import main
@@ -55,13 +56,43 @@ def test_experiment_model_type(gm, tmp_path, capsys):
     assert "accuracy % (mean +- std)" in capsys.readouterr().out
 
 
+def test_experiment_model_type_sl_has_imagenet_panel(gm, tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)  # random ResNet50 weights stand in for ImageNet's, which are never downloaded
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "sl.pth")
+    assert main(["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "sl", "--weights",
+                 str(tmp_path / "sl.pth"), "--baselines", "durall20", "--seeds", "1", "--epochs", "1", "--device", "cpu",
+                 "--out", str(tmp_path / "x")]) == 0
+    r = _json(tmp_path / "x" / "results.json")
+    assert r["tsne_panels"] == ["pixels", "ImageNet features", "durall20 features", "artifacts (sl)"]  # Fig. 1's order
+    assert [(row["method"], row["space"]) for row in r["rows"]] == [("ManiFPT", "sl"), ("durall20", "-")]
+
+
 def test_experiment_with_baselines(gm, tmp_path, capsys):
     assert main(["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "none", "--baselines",
                  "mccloskey18,durall20", "--seeds", "2", "--device", "cpu", "--out", str(tmp_path / "b")]) == 0
     r = _json(tmp_path / "b" / "results.json")
     assert [row["method"] for row in r["rows"]] == ["mccloskey18", "durall20"] and r["baseline_preset"] == "cpu"
+    progress = _json(tmp_path / "b" / "progress.json")  # written after every seed, for runs of hours
+    assert progress["running"] == {"method": "durall20", "space": "-", "accuracies": r["rows"][1]["accuracies"]}
+    assert [row["method"] for row in progress["rows"]] == ["mccloskey18"]
     assert main(["experiment", "model-type", "--data", str(gm), "--baselines", "fft9", "--out", str(tmp_path)]) == 2
     assert "unknown baseline(s) ['fft9']" in capsys.readouterr().err
+
+
+def test_experiment_baseline_args(gm, tmp_path, capsys):
+    assert main(["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "none", "--baselines", "durall20,yu19",
+                 "--baseline-arg", "durall20.classifier=svm", "--baseline-arg", "yu19.lr=1e-4", "--seeds", "1", "--epochs", "1",
+                 "--device", "cpu", "--out", str(tmp_path / "b")]) == 0
+    rows = _json(tmp_path / "b" / "results.json")["rows"]
+    assert [row["overrides"] for row in rows] == [{"classifier": "svm"}, {"lr": 1e-4}]
+    for bad, message in [("yu19.lrr=1", "unexpected keyword argument 'lrr'"), ("yu19=1", "must be NAME.KEY=VALUE"),
+                         ("wang20.lr=1", "'wang20' is not among --baselines"), ("yu19.input_size=48", "power of two")]:
+        assert main(["experiment", "model-type", "--data", str(gm), "--spaces", "none", "--baselines", "yu19",
+                     "--baseline-arg", bad, "--out", str(tmp_path / "c")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # checked before anything runs
 
 
 def test_errors(gm, tmp_path, capsys):

@@ -170,6 +170,9 @@ def _add_pipeline_commands(sub) -> None:
                         "'all' or 'none' (default)")
     e.add_argument("--baseline-preset", choices=("cpu", "paper"), default="cpu",
                    help="cpu: the baselines' networks sized for small images on a CPU; paper: each paper's settings")
+    e.add_argument("--baseline-arg", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="override one constructor argument of a baseline over its preset, e.g. yu19.lr=1e-4 or "
+                        "nataraj19.levels=128 (repeatable; docs/baselines.md lists them)")
     e.add_argument("--seeds", type=int, default=3)
     e.add_argument("--where", default=None, help="COLUMN=VALUE[,...]: only the models whose models.csv row matches "
                    "(e.g. training_set=photo: models of one training set, as in the paper)")
@@ -222,6 +225,26 @@ def _parse_baselines(text: str, known) -> list[str]:
     if unknown:
         raise ValueError(f"--baselines: unknown baseline(s) {unknown}: choose from {', '.join(known)}")
     return names
+
+
+def _parse_baseline_args(items: list[str], names: list[str]) -> dict[str, dict]:
+    """['yu19.lr=1e-4', ...] -> {'yu19': {'lr': 0.0001}}; values are Python literals, else strings."""
+    import ast
+
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, param = key.strip().partition(".")
+        if not sep or not dot or not param:
+            raise ValueError(f"--baseline-arg must be NAME.KEY=VALUE (e.g. yu19.lr=1e-4), got {item!r}")
+        if name not in names:
+            raise ValueError(f"--baseline-arg {item!r}: {name!r} is not among --baselines ({', '.join(names) or 'none'})")
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            value = value.strip()
+        out.setdefault(name, {})[param] = value
+    return out
 
 
 def _run_pipeline_command(args) -> int:
@@ -331,7 +354,7 @@ def _run_pipeline_command(args) -> int:
                 where = {k.strip(): v.strip() for k, v in pairs}
             r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,
                                   batch_size=args.batch_size, baselines=names, baseline_preset=args.baseline_preset,
-                                  where=where, **kw)
+                                  baseline_args=_parse_baseline_args(args.baseline_arg, names), where=where, **kw)
             show(ex.table(r["rows"], ex.TABLE_COLUMNS["model-type"]))
     except (FileNotFoundError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)

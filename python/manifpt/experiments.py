@@ -207,6 +207,7 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
     - Wang20 uses the small ResNet at the image size;
     - Marra18 uses Inception-v3's minimum input of 75;
     - Yu19 uses the image size rounded up to a power of two;
+    - Nataraj19 counts co-occurrences over 64 grey levels, with padded convolutions (14x fewer multiply-adds);
     - the CNN baselines train with lr 1e-3.
     The CNN baselines get `epochs`; every baseline gets `seed`."""
     from .baselines import BASELINES
@@ -218,6 +219,7 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
             "wang20": {"arch": "small", "load_size": size + size // 8, "input_size": size, "lr": 1e-3},
             "marra18": {"input_size": 75, "batch_size": 16},
             "yu19": {"input_size": max(8, 1 << (size - 1).bit_length()), "lr": 1e-3},
+            "nataraj19": {"levels": 64, "padding": "same"},
         }.get(name, {}))
     elif preset != "paper":
         raise ValueError(f"--baseline-preset must be 'cpu' or 'paper', got {preset!r}")
@@ -226,19 +228,30 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
 
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
                    size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
-                   baselines=(), baseline_preset="cpu", where: dict | None = None) -> dict:
+                   baselines=(), baseline_preset="cpu", baseline_args: dict | None = None, where: dict | None = None) -> dict:
     """Table 1: for each space (ManiFPT) and each baseline, the test accuracy mean +- std over seeds
     (each seed its own split and initialisation) and the FD ratio over all generated images: of the
     artifacts (ManiFPT), or of the baseline's features (its seed-0 model). Also t-SNE panels of the
     pixels, each space's artifacts and each baseline's features (Fig. 1). `where` (e.g. {"training_set":
-    "photo"}) keeps the models whose models.csv row matches: the paper compares models of one training set."""
+    "photo"}) keeps the models whose models.csv row matches: the paper compares models of one training set.
+    `baseline_args` ({name: {param: value}}) overrides constructor arguments of the preset."""
     from .baselines import make_baseline
 
     out = Path(out)
+    baseline_args = baseline_args or {}
+    for name, overrides in baseline_args.items():  # a typo fails now, not after an hour of other baselines
+        try:
+            make_baseline(name, **{**baseline_params(name, baseline_preset, size, epochs, 0, device), **overrides})
+        except TypeError as e:
+            raise ValueError(f"baseline arguments {overrides} of {name}: {e}") from None
     rows, panels, triplet_arts = [], {}, {}
     triplet_rows = nearest = None
     d = load_dataset(data, size, skip_bad, where)  # decoded once for every space and baseline
     ds, fakes, labels, positions = d.ds, d.fakes, d.labels, d.positions
+
+    def checkpoint(method, space, accs):  # a full run is hours: every finished seed is on disk at once
+        atomic_write_json(out / "progress.json", {"rows": rows, "running": {"method": method, "space": space, "accuracies": accs}})
+
     panels["pixels"] = (fakes.numpy(), labels.numpy())
     for space in spaces:
         w = weights.get(space) if isinstance(weights, dict) else weights
@@ -252,11 +265,14 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
                                  "weights": None if w is None else str(w), "neighbour_space": neighbour_space},
                           figures=seed == 0)
             accs.append(r["accuracy"])
+            checkpoint("ManiFPT", space, accs)
         a, y, _ = _drop_identical(art, labels)
         mean, std = metrics.mean_std(accs)
         rows.append({"method": "ManiFPT", "space": space, "accuracy_mean": mean, "accuracy_std": std,
                      "accuracies": accs, "fdr": metrics.fd_ratio(a.numpy(), y.numpy())["fdr"]})
         panels[f"artifacts ({space})"] = (a.numpy(), y.numpy())
+        if space == "sl":  # Fig. 1's "ImageNet features" panel: the images' own embedding, artifact + nearest real
+            panels["ImageNet features"] = ((art.artifact + manifold.embedded[art.index]).cpu().numpy(), labels.numpy())
         if art.artifact.dim() == 4 and art.artifact.shape[1] == 3:  # image-shaped: shown in the triplets
             if triplet_rows is None:  # one image per model, with its RGB nearest real
                 triplet_rows = [int(torch.nonzero(labels == k)[0]) for k in range(len(ds.models))]
@@ -266,25 +282,29 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         accs, fdr = [], None
         for seed in range(seeds):
             split = split_rows(ds, seed, positions)
-            b = make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, seed, device, progress))
+            b = make_baseline(name, **{**baseline_params(name, baseline_preset, size, epochs, seed, device, progress),
+                                       **baseline_args.get(name, {})})
             b.fit(fakes[split["train"]], labels[split["train"]], fakes[split["val"]], labels[split["val"]])
             test_x, test_y = fakes[split["test"]], labels[split["test"]].numpy()
             accs.append(metrics.accuracy(b.predict(test_x), test_y))
+            checkpoint(name, "-", accs)
             if seed == 0:  # FDR and t-SNE over all generated images, as for the artifacts
                 feats = b.features(fakes)
                 fdr = metrics.fd_ratio(feats, labels.numpy())["fdr"]
                 panels[f"{name} features"] = (feats, labels.numpy())
         mean, std = metrics.mean_std(accs)
         rows.append({"method": name, "space": "-", "accuracy_mean": mean, "accuracy_std": std, "accuracies": accs,
-                     "fdr": fdr, "preset": baseline_preset})
-    viz.tsne_figure(dict(sorted(panels.items(), key=lambda kv: kv[0] != "pixels")), ds.models, out / "tsne.png")
+                     "fdr": fdr, "preset": baseline_preset, "overrides": baseline_args.get(name, {})})
+    order = {"pixels": 0, "ImageNet features": 1}  # then the baselines, then ours, as in Fig. 1
+    panels = dict(sorted(panels.items(), key=lambda kv: (order.get(kv[0], 2), kv[0].startswith("artifacts"))))
+    viz.tsne_figure(panels, ds.models, out / "tsne.png")
     figures = ["tsne.png"] + [f"{s}/seed0/confusion.png" for s in spaces]
     if triplet_arts:
         viz.triplet_figure(fakes[triplet_rows], nearest, triplet_arts, ds.models, out / "triplets.png")
         figures.append("triplets.png")
     result = {"experiment": "model-type", "data": str(data), "where": where, "models": ds.models, "arch": arch, "epochs": epochs,
               "seeds": seeds, "baseline_preset": baseline_preset if baselines else None, "rows": rows,
-              "figures": figures}
+              "figures": figures, "tsne_panels": list(panels)}
     atomic_write_json(out / "results.json", result)
     return result
 
