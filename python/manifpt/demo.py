@@ -6,9 +6,9 @@ compares models of one training set; the other two studies use all 15.
 - quick (default, 11 min 15 s measured on the 2-core CPU of docs/results.md): rgb + freq artifacts, the three hand-crafted-feature
   baselines and Yu19, 2 seeds x 8 epochs for model-type, 3 seeds x 8 epochs for training-data, k-means
   NMI for layer-type.
-- full (`--full`): rgb + freq, all eight baselines, 3 seeds x 30 epochs everywhere: hours on a 2-core CPU
-  (Nataraj19's CNN on 256x256 co-occurrence matrices took 76 s per epoch of 500 images there, beside another
-  job), see docs/results.md for what was run.
+- full (`--full`): rgb + freq, all eight baselines, 3 seeds x 30 epochs everywhere: about 3.7 core-hours
+  on the 2-core CPU, Marra18 alone 106 min on one core (benchmarks/RESULTS.md); docs/results.md has the
+  tables of these settings, run one baseline at a time.
 The ResNet50 feature spaces (sl, ssl) need local weights and are in neither preset; pass `--weights` to
 the experiment commands for them.
 """
