@@ -199,8 +199,9 @@ def run_evaluate(model: Path, data: Path, out: Path, *, device="cpu") -> dict:
     return result
 
 
-def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, device: str, progress: bool = False) -> dict:
-    """Constructor arguments of a baseline under a preset.
+def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, device: str, progress: bool = False,
+                    overrides: dict | None = None) -> dict:
+    """Constructor arguments of a baseline under a preset, then `overrides` ({param: value}) on top.
 
     `paper` keeps each paper's settings: ResNet50 at 224 (Wang20), Inception-v3 at 299 (Marra18), 128 x 128
     (Yu19). `cpu` keeps the architectures but fits them to small images on a CPU:
@@ -208,7 +209,7 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
     - Marra18 uses Inception-v3's minimum input of 75;
     - Yu19 uses the image size rounded up to a power of two;
     - Nataraj19 counts co-occurrences over 64 grey levels, with padded convolutions (14x fewer multiply-adds);
-    - the CNN baselines train with lr 1e-3.
+    - Wang20 and Yu19 train with lr 1e-3 (Nataraj19 and Marra19 keep their 1e-3, Marra18 its 1e-4).
     The CNN baselines get `epochs`; every baseline gets `seed`."""
     from .baselines import BASELINES
     from .baselines.base import SklearnBaseline
@@ -223,7 +224,8 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
         }.get(name, {}))
     elif preset != "paper":
         raise ValueError(f"--baseline-preset must be 'cpu' or 'paper', got {preset!r}")
-    return {"seed": seed} if issubclass(BASELINES[name], SklearnBaseline) else params
+    base = {"seed": seed} if issubclass(BASELINES[name], SklearnBaseline) else params
+    return {**base, **(overrides or {})}
 
 
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
@@ -241,7 +243,7 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
     baseline_args = baseline_args or {}
     for name, overrides in baseline_args.items():  # a typo fails now, not after an hour of other baselines
         try:
-            make_baseline(name, **{**baseline_params(name, baseline_preset, size, epochs, 0, device), **overrides})
+            make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, 0, device, overrides=overrides))
         except TypeError as e:
             raise ValueError(f"baseline arguments {overrides} of {name}: {e}") from None
     rows, panels, triplet_arts = [], {}, {}
@@ -282,8 +284,8 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         accs, fdr = [], None
         for seed in range(seeds):
             split = split_rows(ds, seed, positions)
-            b = make_baseline(name, **{**baseline_params(name, baseline_preset, size, epochs, seed, device, progress),
-                                       **baseline_args.get(name, {})})
+            b = make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, seed, device, progress,
+                                                      overrides=baseline_args.get(name)))
             b.fit(fakes[split["train"]], labels[split["train"]], fakes[split["val"]], labels[split["val"]])
             test_x, test_y = fakes[split["test"]], labels[split["test"]].numpy()
             accs.append(metrics.accuracy(b.predict(test_x), test_y))
