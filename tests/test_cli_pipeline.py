@@ -75,10 +75,40 @@ def test_experiment_with_baselines(gm, tmp_path, capsys):
     r = _json(tmp_path / "b" / "results.json")
     assert [row["method"] for row in r["rows"]] == ["mccloskey18", "durall20"] and r["baseline_preset"] == "cpu"
     progress = _json(tmp_path / "b" / "progress.json")  # written after every seed, for runs of hours
-    assert progress["running"] == {"method": "durall20", "space": "-", "accuracies": r["rows"][1]["accuracies"]}
-    assert [row["method"] for row in progress["rows"]] == ["mccloskey18"]
+    assert progress["running"] == {"method": "durall20", "space": "-", "accuracies": r["rows"][1]["accuracies"],
+                                   "fdr": r["rows"][1]["fdr"]}
+    assert [row["method"] for row in progress["rows"]] == ["mccloskey18"] and progress["settings"]["seeds"] == 2
     assert main(["experiment", "model-type", "--data", str(gm), "--baselines", "fft9", "--out", str(tmp_path)]) == 2
     assert "unknown baseline(s) ['fft9']" in capsys.readouterr().err
+
+
+def test_experiment_model_type_resume(gm, tmp_path, monkeypatch, capsys):
+    """An interrupted run, continued with --resume, fits only what was not finished and gives the table of
+    an uninterrupted run; other settings are refused rather than mixed into one mean +- std."""
+    import manifpt.baselines
+    import manifpt.experiments as ex
+
+    args = ["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "rgb", "--baselines",
+            "mccloskey18,durall20", "--seeds", "2", "--epochs", "2", "--device", "cpu", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    whole = _json(tmp_path / "r" / "results.json")
+    # cut it back to where a run stops after mccloskey18's first seed
+    rows = whole["rows"]
+    progress = _json(tmp_path / "r" / "progress.json")
+    progress.update(rows=rows[:1], running={"method": "mccloskey18", "space": "-", "accuracies": rows[1]["accuracies"][:1],
+                                            "fdr": rows[1]["fdr"]})
+    (tmp_path / "r" / "progress.json").write_text(json.dumps(progress))
+    (tmp_path / "r" / "results.json").unlink()
+    fitted = []
+    make, fit_eval = manifpt.baselines.make_baseline, ex._fit_eval
+    monkeypatch.setattr(manifpt.baselines, "make_baseline", lambda name, **kw: fitted.append((name, kw["seed"])) or make(name, **kw))
+    monkeypatch.setattr(ex, "_fit_eval", lambda *a, **kw: fitted.append(("ManiFPT", kw["seed"])) or fit_eval(*a, **kw))
+    assert main([*args, "--resume"]) == 0
+    assert fitted == [("mccloskey18", 1), ("durall20", 0), ("durall20", 1)]
+    again = _json(tmp_path / "r" / "results.json")
+    assert again["rows"] == whole["rows"] and again["tsne_panels"] == whole["tsne_panels"]
+    assert main([*args[:-2], "--seeds", "3", "--out", str(tmp_path / "r"), "--resume"]) == 2
+    assert "other settings (seeds)" in capsys.readouterr().err
 
 
 def test_experiment_baseline_args(gm, tmp_path, capsys):

@@ -257,7 +257,7 @@ def test_cli_commands_default_to_gm_mini(shipped, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ demo
-def test_demo_quick_preset_at_smoke_size(quick, tmp_path):
+def test_demo_quick_preset_at_smoke_size(quick, tmp_path, monkeypatch):
     """The demo's three studies end to end on the --quick build (16 images per model), with the quick preset
     cut to one seed and one epoch."""
     from manifpt.demo import PRESETS, run_demo
@@ -273,3 +273,15 @@ def test_demo_quick_preset_at_smoke_size(quick, tmp_path):
     assert all(Path(f).is_file() for f in r["figures"]) and any(f.endswith("tsne.png") for f in r["figures"])
     summary = (tmp_path / "demo" / "summary.md").read_text()
     assert sum(line.startswith("|---") for line in summary.splitlines()) == 3  # the three tables
+
+    # --resume keeps the finished studies: nothing is run again, the tables are the same
+    import manifpt.experiments as ex
+
+    def refuse(*a, **kw):
+        raise AssertionError("a finished study ran again")
+    for study in ("run_model_type", "run_training_data", "run_layer_type"):
+        monkeypatch.setattr(ex, study, refuse)
+    again = run_demo(tmp_path / "demo", data=root, preset=preset, resume=True)
+    assert again["tables"] == r["tables"] and again["seconds"] == r["seconds"]
+    with pytest.raises(ValueError, match="other settings"):
+        run_demo(tmp_path / "demo", data=root, preset={**preset, "epochs": 2}, resume=True)

@@ -176,6 +176,8 @@ def _add_pipeline_commands(sub) -> None:
     e.add_argument("--seeds", type=int, default=3)
     e.add_argument("--where", default=None, help="COLUMN=VALUE[,...]: only the models whose models.csv row matches "
                    "(e.g. training_set=photo: models of one training set, as in the paper)")
+    e.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/progress.json "
+                   "(same settings): finished rows and seeds are kept")
     _train_args(e)
     e = experiment("training-data", "Table 5: predict the training set of models of one type")
     e.add_argument("--type-column", default="type", help="models.csv column naming the model type")
@@ -354,7 +356,8 @@ def _run_pipeline_command(args) -> int:
                 where = {k.strip(): v.strip() for k, v in pairs}
             r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,
                                   batch_size=args.batch_size, baselines=names, baseline_preset=args.baseline_preset,
-                                  baseline_args=_parse_baseline_args(args.baseline_arg, names), where=where, **kw)
+                                  baseline_args=_parse_baseline_args(args.baseline_arg, names), where=where,
+                                  resume=args.resume, **kw)
             show(ex.table(r["rows"], ex.TABLE_COLUMNS["model-type"]))
     except (FileNotFoundError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -373,7 +376,7 @@ def _run_demo(args) -> int:
     from .experiments import resolve_device
 
     try:
-        r = run_demo(args.out, full=args.full, data=args.data, device=resolve_device(args.device))
+        r = run_demo(args.out, full=args.full, data=args.data, device=resolve_device(args.device), resume=args.resume)
     except (FileNotFoundError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -394,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="gm-mini", help="GM folder with models.csv, or gm-mini (default)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--out", type=Path, default=Path("runs") / "demo", help="folder for the studies' results and figures")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo in OUT (same preset): finished "
+                   "studies are kept, model-type continues from its last finished seed")
     p = sub.add_parser("bench", help="projection op vs FAISS and torch: exactness and speed table")
     p.add_argument("--preset", choices=sorted(SHAPES), default="full", help="shapes (demo: a one-minute table)")
     p.add_argument("--out", type=Path, default=Path("runs") / "bench", help="folder for bench.json/.md/.png")

@@ -14,6 +14,7 @@ the experiment commands for them.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,9 +26,11 @@ PRESETS = {
 }
 
 
-def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", preset: dict | None = None) -> dict:
+def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", preset: dict | None = None,
+             resume: bool = False) -> dict:
     """Runs model-type, training-data and layer-type on GM-Mini (or `data`) into out/<study>/; returns
-    {"tables": {study: markdown}, "figures": [paths], "seconds": {study: s}}."""
+    {"tables": {study: markdown}, "figures": [paths], "seconds": {study: s}}. out/progress.json records
+    each finished study; `resume` keeps those (when the settings match) and resumes model-type."""
     from tqdm import tqdm
 
     from . import experiments as ex
@@ -41,29 +44,36 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
     # the photo-set filter is GM-Mini's; another folder is compared over all its models
     where = p["where"] if data is None or str(data).lower() == gm_mini.NAME else None
     out = Path(out)
+    name = "full" if full else "quick"
+    settings = json.loads(json.dumps({"data": str(root), "preset": name, **p, "baselines": baselines, "where": where,
+                                      "device": device}))
+    prev = ex.resume_state(out / "progress.json", settings, resume)
     tables, figures, seconds = {}, [], {}
     stages = tqdm(["model-type", "training-data", "layer-type"], desc="demo", unit="study")
     for study in stages:
         stages.set_postfix_str(study)
         t0 = time.time()
-        if study == "model-type":
+        if study in prev["rows"]:  # finished by an earlier run of these settings
+            r = json.loads((out / study / "results.json").read_text())
+        elif study == "model-type":
             r = ex.run_model_type(root, out / study, spaces=p["spaces"], seeds=p["seeds"], epochs=p["epochs"],
-                                  baselines=baselines, device=device, where=where)
+                                  baselines=baselines, device=device, where=where, resume=resume)
         elif study == "training-data":
             r = ex.run_training_data(root, out / study, spaces=p["spaces"], seeds=p["td_seeds"], epochs=p["td_epochs"],
                                      device=device)
         else:
             r = ex.run_layer_type(root, out / study, spaces=p["spaces"], device=device)
         tables[study] = ex.table(r["rows"], ex.TABLE_COLUMNS[study])
-        seconds[study] = round(time.time() - t0, 1)
+        seconds[study] = prev["rows"][study] if study in prev["rows"] else round(time.time() - t0, 1)
         figures += [str(out / study / f) for f in r.get("figures", [])]
         atomic_write_text(out / study / "results.md", tables[study] + "\n")
+        atomic_write_json(out / "progress.json", {"settings": settings, "rows": seconds, "running": None})
     titles = {"model-type": "Model-type attribution (paper Table 1)",
               "training-data": "Which training set? (paper Table 5)",
               "layer-type": "NMI of artifact clusters vs design factors (paper Table 6)"}
     summary = "\n\n".join(f"## {titles[s]} ({seconds[s]:.0f} s)\n\n{tables[s]}" for s in tables)
-    atomic_write_text(out / "summary.md", f"# manifpt demo on {root} ({'full' if full else 'quick'} preset)\n\n{summary}\n")
-    result = {"data": str(root), "preset": "full" if full else "quick", "settings": {**p, "baselines": baselines, "where": where},
+    atomic_write_text(out / "summary.md", f"# manifpt demo on {root} ({name} preset)\n\n{summary}\n")
+    result = {"data": str(root), "preset": name, "settings": {**p, "baselines": baselines, "where": where},
               "tables": tables, "figures": figures, "seconds": seconds}
     atomic_write_json(out / "summary.json", result)
     return result

@@ -5,10 +5,12 @@ Every function returns a plain dict (also written as results.json), and writes f
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import manifpt_ext
@@ -228,15 +230,35 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
     return {**base, **(overrides or {})}
 
 
+def resume_state(path: Path, settings: dict, resume: bool) -> dict:
+    """What an earlier run with the same `settings` left in `path` (progress.json): {"rows": finished rows,
+    "running": the unfinished row's finished seeds or None}. A file of other settings is an error: mixing
+    seeds of two configurations into one mean +- std would be a wrong table, not a resumed one."""
+    if not resume or not path.is_file():
+        return {"rows": [], "running": None}
+    prev = json.loads(path.read_text())
+    old = prev.get("settings") or {}
+    if old != settings:
+        diff = sorted(k for k in set(settings) | set(old) if old.get(k) != settings.get(k))
+        raise ValueError(f"--resume: {path} was written with other settings ({', '.join(diff)}): "
+                         "use another --out, or leave out --resume to start again")
+    return prev
+
+
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
                    size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
-                   baselines=(), baseline_preset="cpu", baseline_args: dict | None = None, where: dict | None = None) -> dict:
+                   baselines=(), baseline_preset="cpu", baseline_args: dict | None = None, where: dict | None = None,
+                   resume: bool = False) -> dict:
     """Table 1: for each space (ManiFPT) and each baseline, the test accuracy mean +- std over seeds
     (each seed its own split and initialisation) and the FD ratio over all generated images: of the
     artifacts (ManiFPT), or of the baseline's features (its seed-0 model). Also t-SNE panels of the
     pixels, each space's artifacts and each baseline's features (Fig. 1). `where` (e.g. {"training_set":
     "photo"}) keeps the models whose models.csv row matches: the paper compares models of one training set.
-    `baseline_args` ({name: {param: value}}) overrides constructor arguments of the preset."""
+    `baseline_args` ({name: {param: value}}) overrides constructor arguments of the preset.
+
+    progress.json in `out` holds every finished row and seed (and features.npy files the seed-0 baseline
+    features, for the t-SNE panels); `resume` continues from there, down to the epoch of an
+    attributor's checkpoint. A baseline's seed that was cut off is fitted again from its start."""
     from .baselines import make_baseline
 
     out = Path(out)
@@ -250,19 +272,34 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
     triplet_rows = nearest = None
     d = load_dataset(data, size, skip_bad, where)  # decoded once for every space and baseline
     ds, fakes, labels, positions = d.ds, d.fakes, d.labels, d.positions
+    settings = json.loads(json.dumps({
+        "data": str(Path(data).resolve()), "where": where, "models": ds.models, "images": len(labels), "size": size,
+        "spaces": list(spaces), "weights": weights if isinstance(weights, dict) else None if weights is None else str(weights),
+        "neighbour_space": neighbour_space, "seeds": seeds, "arch": arch, "epochs": epochs, "batch_size": batch_size,
+        "baselines": list(baselines), "baseline_preset": baseline_preset, "baseline_args": baseline_args}, default=str))
+    prev = resume_state(out / "progress.json", settings, resume)
+    finished = {(r["method"], r["space"]): r for r in prev["rows"]}
 
-    def checkpoint(method, space, accs):  # a full run is hours: every finished seed is on disk at once
-        atomic_write_json(out / "progress.json", {"rows": rows, "running": {"method": method, "space": space, "accuracies": accs}})
+    def done_seeds(method, space):  # (accuracies, fdr) of the seeds an interrupted run finished for this row
+        run = prev["running"] or {}
+        if (run.get("method"), run.get("space")) == (method, space):
+            return list(run["accuracies"]), run.get("fdr")
+        return [], None
+
+    def checkpoint(method, space, accs, fdr=None):  # a full run is hours: every finished seed is on disk at once
+        atomic_write_json(out / "progress.json", {"settings": settings, "rows": rows, "running": {
+            "method": method, "space": space, "accuracies": accs, "fdr": fdr}})
 
     panels["pixels"] = (fakes.numpy(), labels.numpy())
     for space in spaces:
         w = weights.get(space) if isinstance(weights, dict) else weights
         manifold, art = space_artifacts(d, space, weights=w, neighbour_space=neighbour_space, device=device,
                                         cache_dir=out / "cache", progress=progress)
-        accs = []
-        for seed in range(seeds):
+        row = finished.get(("ManiFPT", space))
+        accs = row["accuracies"] if row else done_seeds("ManiFPT", space)[0]
+        for seed in range(len(accs), seeds):
             r = _fit_eval(ds, art, labels, positions, out / space / f"seed{seed}", space=space, arch=arch, epochs=epochs, seed=seed,
-                          batch_size=batch_size, optimizer="adamw", resume=False, device=device, progress=progress,
+                          batch_size=batch_size, optimizer="adamw", resume=resume, device=device, progress=progress,
                           extra={"space": space, "data": str(Path(data).resolve()), "size": size,
                                  "weights": None if w is None else str(w), "neighbour_space": neighbour_space},
                           figures=seed == 0)
@@ -281,19 +318,24 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
                 nearest = manifold.rgb[manifpt_ext.project(fakes[triplet_rows], manifold.rgb).index]
             triplet_arts[space] = art.artifact[triplet_rows]
     for name in baselines:
-        accs, fdr = [], None
-        for seed in range(seeds):
+        row = finished.get((name, "-"))
+        accs, fdr = (row["accuracies"], row["fdr"]) if row else done_seeds(name, "-")
+        features = out / "features" / f"{name}.npy"  # seed 0's features of all generated images
+        if fdr is not None:
+            panels[f"{name} features"] = (np.load(features, allow_pickle=False), labels.numpy())
+        for seed in range(len(accs), seeds):
             split = split_rows(ds, seed, positions)
             b = make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, seed, device, progress,
                                                       overrides=baseline_args.get(name)))
             b.fit(fakes[split["train"]], labels[split["train"]], fakes[split["val"]], labels[split["val"]])
             test_x, test_y = fakes[split["test"]], labels[split["test"]].numpy()
             accs.append(metrics.accuracy(b.predict(test_x), test_y))
-            checkpoint(name, "-", accs)
             if seed == 0:  # FDR and t-SNE over all generated images, as for the artifacts
                 feats = b.features(fakes)
                 fdr = metrics.fd_ratio(feats, labels.numpy())["fdr"]
                 panels[f"{name} features"] = (feats, labels.numpy())
+                atomic_save_npy(features, feats)
+            checkpoint(name, "-", accs, fdr)
         mean, std = metrics.mean_std(accs)
         rows.append({"method": name, "space": "-", "accuracy_mean": mean, "accuracy_std": std, "accuracies": accs,
                      "fdr": fdr, "preset": baseline_preset, "overrides": baseline_args.get(name, {})})
