@@ -107,6 +107,13 @@ def test_experiment_model_type_resume(gm, tmp_path, monkeypatch, capsys):
     assert fitted == [("mccloskey18", 1), ("durall20", 0), ("durall20", 1)]
     again = _json(tmp_path / "r" / "results.json")
     assert again["rows"] == whole["rows"] and again["tsne_panels"] == whole["tsne_panels"]
+    # cut inside the ManiFPT row: seed 1's attributor continues from its epoch checkpoint (here its last)
+    progress.update(rows=[], running={"method": "ManiFPT", "space": "rgb", "accuracies": rows[0]["accuracies"][:1], "fdr": None})
+    (tmp_path / "r" / "progress.json").write_text(json.dumps(progress))
+    fitted.clear()
+    assert main([*args, "--resume"]) == 0
+    assert fitted[0] == ("ManiFPT", 1) and len(fitted) == 5
+    assert _json(tmp_path / "r" / "results.json")["rows"] == whole["rows"]
     assert main([*args[:-2], "--seeds", "3", "--out", str(tmp_path / "r"), "--resume"]) == 2
     assert "other settings (seeds)" in capsys.readouterr().err
 

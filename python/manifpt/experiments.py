@@ -299,7 +299,8 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         accs = row["accuracies"] if row else done_seeds("ManiFPT", space)[0]
         for seed in range(len(accs), seeds):
             r = _fit_eval(ds, art, labels, positions, out / space / f"seed{seed}", space=space, arch=arch, epochs=epochs, seed=seed,
-                          batch_size=batch_size, optimizer="adamw", resume=resume, device=device, progress=progress,
+                          batch_size=batch_size, optimizer="adamw", resume="settings" in prev,  # checkpoints of these settings only
+                          device=device, progress=progress,
                           extra={"space": space, "data": str(Path(data).resolve()), "size": size,
                                  "weights": None if w is None else str(w), "neighbour_space": neighbour_space},
                           figures=seed == 0)
