@@ -195,6 +195,24 @@ def test_build_resumes_and_is_deterministic(quick, tmp_path):
     assert again["files"][key] == manifest["files"][key]  # same seed, same bytes
 
 
+def test_build_with_seeds(quick, tmp_path):
+    """--seeds K: the same model K times, one seed apart; seed 0 is the zoo's own (the same samples), and
+    models.csv gets a seed column that the experiments read as a design factor."""
+    out, manifest = quick
+    again = gb.build(tmp_path, quick=True, jobs=1, only=["dcgan_photo"], seeds=2, progress=False)
+    assert list(again["samples_per_model"]) == ["dcgan_photo_seed0", "dcgan_photo_seed1"]
+    assert again["files"]["samples/dcgan_photo_seed0.png"] == manifest["files"]["samples/dcgan_photo.png"]
+    assert again["files"]["samples/dcgan_photo_seed1.png"] != manifest["files"]["samples/dcgan_photo.png"]
+    rows = list(csv.DictReader((tmp_path / "models.csv").open()))
+    assert [(r["model"], r["type"], r["seed"]) for r in rows] == [("dcgan_photo_seed0", "dcgan", "1000"),
+                                                                    ("dcgan_photo_seed1", "dcgan", "2000")]
+    assert "seed" not in (out / "models.csv").read_text().splitlines()[0]  # the zoo itself: no seed column
+    ds = gm_mini.load(tmp_path, out=tmp_path / "folder")
+    assert ds.models == ["dcgan_photo_seed0", "dcgan_photo_seed1"] and ds.factors["dcgan_photo_seed1"]["seed"] == "2000"
+    with pytest.raises(ValueError, match="--seeds must be >= 1"):
+        gb.build(tmp_path, quick=True, only=["dcgan_photo"], seeds=0)
+
+
 def test_verify_reports_a_corrupt_file(quick, tmp_path):
     out, _ = quick
     copy = tmp_path / "copy"

@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,17 @@ def _zoo() -> list[Spec]:
 
 
 ZOO = _zoo()
+
+
+def with_seeds(specs: list[Spec], seeds: int) -> list[Spec]:
+    """Each spec trained `seeds` times: <model>_seed<k>, identical but for the seed (seed k=0 is the zoo's
+    own, so that model's samples are the shipped ones). Models one seed apart are the hardest attribution
+    case there is: nothing in their design differs, only the initialisation and the order of the data."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    if seeds == 1:
+        return list(specs)
+    return [replace(s, model=f"{s.model}_seed{k}", seed=s.seed + 1000 * k) for s in specs for k in range(seeds)]
 
 
 def sheet(images: np.ndarray, columns: int = SHEET_COLUMNS) -> np.ndarray:
@@ -146,16 +157,19 @@ def train_one(spec: Spec, images: np.ndarray, out: str, quick: bool) -> dict:
 
 
 def write_models_csv(path: Path, specs: list[Spec]) -> None:
+    """One row per model; a `seed` column too when two models share a type and a training set (--seeds),
+    so that the layer-type study can ask whether the artifacts cluster by seed."""
+    factors = FACTORS + (["seed"] if len({(s.type, s.training_set) for s in specs}) < len(specs) else [])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["model", "type", *FACTORS])
+    w.writerow(["model", "type", *factors])
     for s in specs:
-        w.writerow([s.model, s.type, *(getattr(s, f) for f in FACTORS)])
+        w.writerow([s.model, s.type, *(getattr(s, f) for f in factors)])
     _atomic_write(path, buf.getvalue().encode())
 
 
 def build(out: Path, *, quick: bool = False, jobs: int | None = None, force: bool = False, only: list[str] | None = None,
-          progress: bool = True) -> dict:
+          seeds: int = 1, progress: bool = True) -> dict:
     import torch
     from tqdm import tqdm
 
@@ -163,12 +177,13 @@ def build(out: Path, *, quick: bool = False, jobs: int | None = None, force: boo
     specs = [s for s in ZOO if not only or s.model in only]
     if only and len(specs) != len(only):
         raise ValueError(f"--only names unknown models: {sorted(set(only) - {s.model for s in ZOO})}")
+    specs = with_seeds(specs, seeds)
     out.mkdir(parents=True, exist_ok=True)
     reals = {name: real_sets.build_real(name) for name in real_sets.REAL_SETS}
     todo = [s for s in specs if force or not (out / "records" / f"{s.model}.json").is_file()]
     # one model of each family first (diffusion, the slowest, leading), then the second of each, and so on:
     # long jobs start early and every family has a sheet to look at within minutes
-    rank = {s.model: sum(o.family == s.family for o in ZOO[:i]) for i, s in enumerate(ZOO)}
+    rank = {s.model: sum(o.family == s.family for o in specs[:i]) for i, s in enumerate(specs)}
     families = ["diffusion", "gan", "vae", "flow"]
     todo.sort(key=lambda s: (rank[s.model], families.index(s.family)))
     jobs = jobs or len(os.sched_getaffinity(0))
@@ -260,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--jobs", type=int, default=None, help="models trained at once (default: the CPUs available)")
     b.add_argument("--force", action="store_true", help="retrain models that are already built in --out")
     b.add_argument("--only", default=None, help="comma-separated model names (default: the whole zoo)")
+    b.add_argument("--seeds", type=int, default=1, help="train each model with this many seeds (<model>_seed<k>; "
+                   "models.csv gets a seed column): the hardest attribution split, one design, K initialisations")
     m = sub.add_parser("materialize", help="write the shipped GM-Mini as an image folder (ROOT/real/**, ROOT/<model>/**)")
     m.add_argument("--out", type=Path, default=None, help="folder (default: the cache, printed)")
     f = sub.add_parser("figures", help="docs figures of a build (zoo.png, losses.png) and its table of models (printed)")
@@ -278,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs is not None and args.jobs < 1:
             ap.error(f"--jobs must be >= 1, got {args.jobs}")
         only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
-        manifest = build(args.out, quick=args.quick, jobs=args.jobs, force=args.force, only=only)
+        manifest = build(args.out, quick=args.quick, jobs=args.jobs, force=args.force, only=only, seeds=args.seeds)
         print(f"GM-Mini built in {args.out} ({len(manifest['samples_per_model'])} models, "
               f"{manifest['built_with']['wall_seconds']:.0f} s)")
         return 0
