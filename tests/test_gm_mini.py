@@ -207,7 +207,8 @@ def test_build_with_seeds(quick, tmp_path):
     assert [(r["model"], r["type"], r["seed"]) for r in rows] == [("dcgan_photo_seed0", "dcgan", "1000"),
                                                                     ("dcgan_photo_seed1", "dcgan", "2000")]
     assert "seed" not in (out / "models.csv").read_text().splitlines()[0]  # the zoo itself: no seed column
-    ds = gm_mini.load(tmp_path, out=tmp_path / "folder")
+    assert gb.main(["materialize", "--root", str(tmp_path), "--out", str(tmp_path / "folder")]) == 0
+    ds = gm_mini.load(tmp_path, out=tmp_path / "folder")  # the folder just written
     assert ds.models == ["dcgan_photo_seed0", "dcgan_photo_seed1"] and ds.factors["dcgan_photo_seed1"]["seed"] == "2000"
     with pytest.raises(ValueError, match="--seeds must be >= 1"):
         gb.build(tmp_path, quick=True, only=["dcgan_photo"], seeds=0)

@@ -277,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--only", default=None, help="comma-separated model names (default: the whole zoo)")
     b.add_argument("--seeds", type=int, default=1, help="train each model with this many seeds (<model>_seed<k>; "
                    "models.csv gets a seed column): the hardest attribution split, one design, K initialisations")
-    m = sub.add_parser("materialize", help="write the shipped GM-Mini as an image folder (ROOT/real/**, ROOT/<model>/**)")
+    m = sub.add_parser("materialize", help="write GM-Mini (or a build) as an image folder (ROOT/real/**, ROOT/<model>/**)")
     m.add_argument("--out", type=Path, default=None, help="folder (default: the cache, printed)")
+    m.add_argument("--root", type=Path, default=None, help="a build folder (default: the shipped GM-Mini)")
     f = sub.add_parser("figures", help="docs figures of a build (zoo.png, losses.png) and its table of models (printed)")
     f.add_argument("--root", type=Path, default=None, help="a build folder (default: the shipped GM-Mini)")
     f.add_argument("--out", type=Path, required=True)
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GM-Mini built in {args.out} ({len(manifest['samples_per_model'])} models, "
               f"{manifest['built_with']['wall_seconds']:.0f} s)")
         return 0
-    from . import materialize
+    from . import SHIPPED, materialize
 
-    print(materialize(out=args.out))
+    print(materialize(out=args.out, root=args.root or SHIPPED))
     return 0
