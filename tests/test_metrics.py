@@ -51,6 +51,21 @@ def test_fd_ratio_separates_separated_classes():
         metrics.fd_ratio(far[:63], np.r_[np.zeros(60), np.ones(3)])
 
 
+def test_constant_features_have_no_fd_ratio_and_an_empty_tsne_panel(tmp_path):
+    """McCloskey18's features are all zero on images without saturated pixels (seen on VAE samples): the FD
+    ratio is undefined (None, valid JSON) and the t-SNE panel says so instead of crashing sklearn."""
+    from manifpt import viz
+
+    y = np.repeat([0, 1, 2], 20)
+    const = np.zeros((60, 6))
+    r = metrics.fd_ratio(const, y)
+    assert r["fdr"] is None and r["intra"] == 0
+    g = np.random.default_rng(3)
+    panels = {"zeros": (const, y), "points": (g.standard_normal((60, 6)) + y[:, None], y), "nan": (const + np.nan, y)}
+    path = viz.tsne_figure(panels, ["a", "b", "c"], tmp_path / "tsne.png")
+    assert path.stat().st_size > 0
+
+
 def test_nmi_accuracy_confusion():
     g = np.random.default_rng(2)
     x = np.concatenate([g.standard_normal((50, 4)) + 8 * k for k in range(3)])

@@ -275,7 +275,8 @@ def _run_pipeline_command(args) -> int:
             r = ex.run_artifacts(args.data, args.space, args.out, **kw)
             show(ex.table(r["models"], [("model", "model"), ("images", "images"), ("mean distance", lambda m: f"{m['mean_distance']:.4f}"),
                                          ("copies of a real", "identical_to_a_real")]))
-            print(f"\nFD ratio of the artifacts ({args.space}): {r['fdr']['fdr']:.2f}")
+            fdr = r["fdr"]["fdr"]
+            print(f"\nFD ratio of the artifacts ({args.space}): " + ("n/a (no spread within a model)" if fdr is None else f"{fdr:.2f}"))
         elif args.command == "fit":
             if not 0 < args.keep <= 1:
                 raise ValueError(f"--keep must be in (0, 1], got {args.keep}")

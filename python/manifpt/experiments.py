@@ -322,7 +322,7 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         row = finished.get((name, "-"))
         accs, fdr = (row["accuracies"], row["fdr"]) if row else done_seeds(name, "-")
         features = out / "features" / f"{name}.npy"  # seed 0's features of all generated images
-        if fdr is not None:
+        if accs:  # seed 0 finished: its features are on disk
             panels[f"{name} features"] = (np.load(features, allow_pickle=False), labels.numpy())
         for seed in range(len(accs), seeds):
             split = split_rows(ds, seed, positions)
@@ -373,7 +373,7 @@ def _acc(x: dict) -> str:
 # The printed layout of each study's results["rows"] (the CLI and the demo both print these).
 TABLE_COLUMNS = {
     "model-type": [("method", "method"), ("space", "space"), ("accuracy % (mean +- std)", _acc),
-                   ("FDR", lambda x: f"{x['fdr']:.2f}")],
+                   ("FDR", lambda x: "n/a" if x["fdr"] is None else f"{x['fdr']:.2f}")],
     "training-data": [("space", "space"), ("model type", "model_type"), ("training sets", lambda x: ", ".join(x["training_sets"])),
                       ("accuracy % (mean +- std)", _acc), ("chance %", lambda x: _pct(x["chance"]))],
     "layer-type": [("space", "space"), ("factor", "factor"), ("values", lambda x: len(x["values"])),

@@ -22,7 +22,6 @@ Choices where the paper is silent:
 """
 from __future__ import annotations
 
-import math
 from itertools import combinations
 from typing import Sequence
 
@@ -86,7 +85,9 @@ def fd_ratio(features, labels, *, seed: int = 0, max_dims: int | str | None = "a
 
     inter = mean of FD(class i, class j) over all pairs i < j; intra = mean over classes of the FD
     between two disjoint random halves of the class (seeded). Higher: classes further apart
-    relative to their own spread. Returns {"fdr", "inter", "intra", "dims"}.
+    relative to their own spread. Returns {"fdr", "inter", "intra", "dims"}; "fdr" is None where the
+    classes have no spread of their own (intra = 0, e.g. a baseline whose features are constant on these
+    images): the ratio is undefined there, and an infinity would not be valid JSON.
     """
     x = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
     y = np.asarray(labels)
@@ -109,7 +110,7 @@ def fd_ratio(features, labels, *, seed: int = 0, max_dims: int | str | None = "a
     inter = [frechet_distance(x[y == a], x[y == b]) for a, b in combinations(classes, 2)]
     intra = [frechet_distance(x[h0], x[h1]) for h0, h1 in halves.values()]
     mi, ma = float(np.mean(intra)), float(np.mean(inter))
-    return {"fdr": ma / mi if mi > 0 else math.inf, "inter": ma, "intra": mi, "dims": int(x.shape[1])}
+    return {"fdr": ma / mi if mi > 0 else None, "inter": ma, "intra": mi, "dims": int(x.shape[1])}
 
 
 def nmi(features, factor_labels, *, seed: int = 0) -> float:

@@ -43,6 +43,15 @@ def tsne_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], class_names: l
         if len(x) > max_points:
             keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:max_points])
             x, labels = x[keep], labels[keep]
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not np.isfinite(x).all() or np.ptp(x, axis=0).max(initial=0) == 0:
+            # every image has the same features (e.g. no saturated pixel for McCloskey18): nothing to embed,
+            # and t-SNE on it divides by a zero spread (NaN coordinates; sklearn has crashed on them)
+            ax.text(0.5, 0.5, "constant features" if np.isfinite(x).all() else "non-finite features",
+                    ha="center", va="center", transform=ax.transAxes)
+            continue
         if x.shape[1] > 50 and len(x) > 50:
             x = PCA(50, random_state=seed).fit_transform(x)
         perplexity = float(max(2, min(30, (len(x) - 1) // 3)))
@@ -50,10 +59,9 @@ def tsne_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], class_names: l
         for k, name in enumerate(class_names):
             m = labels == k
             ax.scatter(emb[m, 0], emb[m, 1], s=6, label=name, color=colors(k % 20))
-        ax.set_title(title)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0][-1].legend(fontsize=7, markerscale=2, loc="best")
+    shown = [ax for ax in axes[0] if ax.collections]  # the legend goes on the last panel with points
+    if shown:
+        shown[-1].legend(fontsize=7, markerscale=2, loc="best")
     return _save(fig, path)
 
 
