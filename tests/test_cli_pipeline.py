@@ -82,6 +82,28 @@ def test_experiment_with_baselines(gm, tmp_path, capsys):
     assert "unknown baseline(s) ['fft9']" in capsys.readouterr().err
 
 
+def test_experiment_model_type_pixel_control(gm, tmp_path, monkeypatch, capsys):
+    """--pixel-control: the same attributor, splits and seeds on the images themselves."""
+    import manifpt.experiments as ex
+
+    seen, fit_eval = {}, ex._fit_eval
+
+    def spy(ds, art, *a, **kw):  # what each row's attributor is trained on
+        seen[kw["space"]] = art.artifact
+        return fit_eval(ds, art, *a, **kw)
+    monkeypatch.setattr(ex, "_fit_eval", spy)
+    assert main(["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "rgb", "--pixel-control",
+                 "--seeds", "1", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "c")]) == 0
+    r = _json(tmp_path / "c" / "results.json")
+    assert [(row["method"], row["space"]) for row in r["rows"]] == [("ManiFPT", "rgb"), ("control: images", "pixels")]
+    rgb, pixels = (_json(tmp_path / "c" / s / "seed0" / "results.json") for s in ("rgb", "pixels"))
+    assert rgb["sizes"] == pixels["sizes"] and "pixels/seed0/confusion.png" in r["figures"]
+    fakes = ex.load_dataset(gm, 12).fakes
+    assert torch.equal(seen["pixels"], fakes) and not torch.equal(seen["rgb"], fakes)  # images, not artifacts
+    assert main(["experiment", "model-type", "--data", str(gm), "--spaces", "none", "--out", str(tmp_path / "n")]) == 2
+    assert "nothing to run" in capsys.readouterr().err
+
+
 def test_experiment_model_type_resume(gm, tmp_path, monkeypatch, capsys):
     """An interrupted run, continued with --resume, fits only what was not finished and gives the table of
     an uninterrupted run; other settings are refused rather than mixed into one mean +- std."""

@@ -176,6 +176,8 @@ def _add_pipeline_commands(sub) -> None:
     e.add_argument("--seeds", type=int, default=3)
     e.add_argument("--where", default=None, help="COLUMN=VALUE[,...]: only the models whose models.csv row matches "
                    "(e.g. training_set=photo: models of one training set, as in the paper)")
+    e.add_argument("--pixel-control", action="store_true", help="add a row of the same attributor, splits and seeds "
+                   "trained on the images instead of their artifacts (what the subtraction adds)")
     e.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/progress.json "
                    "(same settings): finished rows and seeds are kept")
     _train_args(e)
@@ -347,8 +349,8 @@ def _run_pipeline_command(args) -> int:
 
             spaces = _parse_spaces(args.spaces, allow_none=True)
             names = _parse_baselines(args.baselines, BASELINES)
-            if not spaces and not names:
-                raise ValueError("nothing to run: give --spaces and/or --baselines")
+            if not spaces and not names and not args.pixel_control:
+                raise ValueError("nothing to run: give --spaces, --baselines and/or --pixel-control")
             where = None
             if args.where:
                 pairs = [w.split("=", 1) for w in args.where.split(",") if w.strip()]
@@ -358,7 +360,7 @@ def _run_pipeline_command(args) -> int:
             r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, arch=args.arch, epochs=args.epochs,
                                   batch_size=args.batch_size, baselines=names, baseline_preset=args.baseline_preset,
                                   baseline_args=_parse_baseline_args(args.baseline_arg, names), where=where,
-                                  resume=args.resume, **kw)
+                                  resume=args.resume, pixel_control=args.pixel_control, **kw)
             show(ex.table(r["rows"], ex.TABLE_COLUMNS["model-type"]))
     except (FileNotFoundError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)

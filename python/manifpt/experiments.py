@@ -20,9 +20,10 @@ from .attribute import Attributor
 from .data import ImageFolderGM, list_images, load_images, stratified_split
 from .embed import get_embedder
 from .io import atomic_save_npy, atomic_write_json
-from .manifold import RealManifold
+from .manifold import Artifacts, RealManifold
 
 DEFAULT_SIZE = 32
+PIXEL_CONTROL = "control: images"  # model-type's row of the attributor on the images, not their artifacts
 
 
 def resolve_device(device: str) -> str:
@@ -248,13 +249,14 @@ def resume_state(path: Path, settings: dict, resume: bool) -> dict:
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
                    size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
                    baselines=(), baseline_preset="cpu", baseline_args: dict | None = None, where: dict | None = None,
-                   resume: bool = False) -> dict:
+                   resume: bool = False, pixel_control: bool = False) -> dict:
     """Table 1: for each space (ManiFPT) and each baseline, the test accuracy mean +- std over seeds
     (each seed its own split and initialisation) and the FD ratio over all generated images: of the
     artifacts (ManiFPT), or of the baseline's features (its seed-0 model). Also t-SNE panels of the
     pixels, each space's artifacts and each baseline's features (Fig. 1). `where` (e.g. {"training_set":
     "photo"}) keeps the models whose models.csv row matches: the paper compares models of one training set.
-    `baseline_args` ({name: {param: value}}) overrides constructor arguments of the preset.
+    `baseline_args` ({name: {param: value}}) overrides constructor arguments of the preset. `pixel_control`
+    adds a row of ManiFPT's attributor trained, with the same splits and seeds, on the images themselves.
 
     progress.json in `out` holds every finished row and seed (and features.npy files the seed-0 baseline
     features, for the t-SNE panels); `resume` continues from there, down to the epoch of an
@@ -276,7 +278,8 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         "data": str(Path(data).resolve()), "where": where, "models": ds.models, "images": len(labels), "size": size,
         "spaces": list(spaces), "weights": weights if isinstance(weights, dict) else None if weights is None else str(weights),
         "neighbour_space": neighbour_space, "seeds": seeds, "arch": arch, "epochs": epochs, "batch_size": batch_size,
-        "baselines": list(baselines), "baseline_preset": baseline_preset, "baseline_args": baseline_args}, default=str))
+        "baselines": list(baselines), "baseline_preset": baseline_preset, "baseline_args": baseline_args,
+        "pixel_control": pixel_control}, default=str))
     prev = resume_state(out / "progress.json", settings, resume)
     finished = {(r["method"], r["space"]): r for r in prev["rows"]}
 
@@ -290,13 +293,9 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         atomic_write_json(out / "progress.json", {"settings": settings, "rows": rows, "running": {
             "method": method, "space": space, "accuracies": accs, "fdr": fdr}})
 
-    panels["pixels"] = (fakes.numpy(), labels.numpy())
-    for space in spaces:
-        w = weights.get(space) if isinstance(weights, dict) else weights
-        manifold, art = space_artifacts(d, space, weights=w, neighbour_space=neighbour_space, device=device,
-                                        cache_dir=out / "cache", progress=progress)
-        row = finished.get(("ManiFPT", space))
-        accs = row["accuracies"] if row else done_seeds("ManiFPT", space)[0]
+    def attributor_row(method, space, art, w):  # the attributor over seeds on `art`; returns its kept rows
+        row = finished.get((method, space))
+        accs = row["accuracies"] if row else done_seeds(method, space)[0]
         for seed in range(len(accs), seeds):
             r = _fit_eval(ds, art, labels, positions, out / space / f"seed{seed}", space=space, arch=arch, epochs=epochs, seed=seed,
                           batch_size=batch_size, optimizer="adamw", resume="settings" in prev,  # checkpoints of these settings only
@@ -305,11 +304,21 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
                                  "weights": None if w is None else str(w), "neighbour_space": neighbour_space},
                           figures=seed == 0)
             accs.append(r["accuracy"])
-            checkpoint("ManiFPT", space, accs)
+            checkpoint(method, space, accs)
         a, y, _ = _drop_identical(art, labels)
         mean, std = metrics.mean_std(accs)
-        rows.append({"method": "ManiFPT", "space": space, "accuracy_mean": mean, "accuracy_std": std,
+        rows.append({"method": method, "space": space, "accuracy_mean": mean, "accuracy_std": std,
                      "accuracies": accs, "fdr": metrics.fd_ratio(a.numpy(), y.numpy())["fdr"]})
+        return a, y
+
+    panels["pixels"] = (fakes.numpy(), labels.numpy())
+    identical = torch.zeros(len(fakes), dtype=torch.bool)  # copies of a real, left out of every row that has them
+    for space in spaces:
+        w = weights.get(space) if isinstance(weights, dict) else weights
+        manifold, art = space_artifacts(d, space, weights=w, neighbour_space=neighbour_space, device=device,
+                                        cache_dir=out / "cache", progress=progress)
+        a, y = attributor_row("ManiFPT", space, art, w)
+        identical = art.identical
         panels[f"artifacts ({space})"] = (a.numpy(), y.numpy())
         if space == "sl":  # Fig. 1's "ImageNet features" panel: the images' own embedding, artifact + nearest real
             panels["ImageNet features"] = ((art.artifact + manifold.embedded[art.index]).cpu().numpy(), labels.numpy())
@@ -318,6 +327,9 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
                 triplet_rows = [int(torch.nonzero(labels == k)[0]) for k in range(len(ds.models))]
                 nearest = manifold.rgb[manifpt_ext.project(fakes[triplet_rows], manifold.rgb).index]
             triplet_arts[space] = art.artifact[triplet_rows]
+    if pixel_control:  # the same attributor, splits and seeds on the images: what subtracting the nearest real adds
+        n = len(fakes)
+        attributor_row(PIXEL_CONTROL, "pixels", Artifacts(fakes, torch.zeros(n, dtype=torch.long), torch.zeros(n), identical), None)
     for name in baselines:
         row = finished.get((name, "-"))
         accs, fdr = (row["accuracies"], row["fdr"]) if row else done_seeds(name, "-")
@@ -343,7 +355,7 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
     order = {"pixels": 0, "ImageNet features": 1}  # then the baselines, then ours, as in Fig. 1
     panels = dict(sorted(panels.items(), key=lambda kv: (order.get(kv[0], 2), kv[0].startswith("artifacts"))))
     viz.tsne_figure(panels, ds.models, out / "tsne.png")
-    figures = ["tsne.png"] + [f"{s}/seed0/confusion.png" for s in spaces]
+    figures = ["tsne.png"] + [f"{s}/seed0/confusion.png" for s in [*spaces, *["pixels"] * pixel_control]]
     if triplet_arts:
         viz.triplet_figure(fakes[triplet_rows], nearest, triplet_arts, ds.models, out / "triplets.png")
         figures.append("triplets.png")
