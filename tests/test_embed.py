@@ -90,6 +90,11 @@ def test_ssl_pretrain_gives_a_usable_ssl_space(tmp_path):
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
     emb = get_embedder("ssl", weights=tmp_path / "ssl.pth")
     assert emb.embed(images[:3]).shape == (3, 512) and emb.key().startswith("ssl-resnet18-")
+    # embedded at the size it was trained at (16), not ImageNet's 224: larger inputs are brought down to it
+    assert emb.input_size == (16, 16)
+    big = torch.nn.functional.interpolate(images[:3], size=(32, 32), mode="bilinear", align_corners=False)
+    small = torch.nn.functional.interpolate(big, size=(16, 16), mode="bilinear", align_corners=False)
+    assert torch.allclose(emb.embed(big), emb.embed(small), atol=1e-5)
     z = torch.randn(32, 8)
     assert barlow_twins_loss(z, z) < barlow_twins_loss(z, torch.randn(32, 8))  # identical views cost less
     with pytest.raises(ValueError, match="at least 4 images"):

@@ -12,7 +12,8 @@ One interface: `embedder.embed(images, progress=False) -> Tensor`. Images are fl
 `weights` argument (`--weights`), or else the first known file name found in torch's hub cache
 (`$TORCH_HOME/hub/checkpoints`). Both spaces resize images to 224 x 224 (bilinear; the paper's
 images are 256, centre-cropped to 224) and normalise with the ImageNet mean and std, as the
-authors' code does.
+authors' code does. A backbone written by `manifpt ssl-pretrain` is used at the image size it was
+trained at instead (stored in its file): a network trained on 32 x 32 views has not seen 224.
 """
 from __future__ import annotations
 
@@ -130,8 +131,6 @@ class ResNet50Features(Embedder):
     ResNet50 (2048-d) for torchvision's and Barlow Twins' files, or the backbone that
     `manifpt ssl-pretrain` wrote (its file names the architecture)."""
 
-    input_size = 224
-
     def __init__(self, space: str, weights: str | os.PathLike | None = None, **kw):
         super().__init__(**kw)
         import torchvision
@@ -141,9 +140,10 @@ class ResNet50Features(Embedder):
         self.name = space
         self.weights = resolve_weights(space, weights)
         raw = _read_state_dict(self.weights)
-        arch = "resnet50"
-        if raw.get("format") == FORMAT:  # our own Barlow Twins backbone
-            arch, raw = raw["arch"], raw["state_dict"]
+        arch, self.input_size = "resnet50", (224, 224)
+        if raw.get("format") == FORMAT:  # our own Barlow Twins backbone, used at the size it was trained at
+            arch, self.input_size = raw["arch"], tuple(raw.get("input_size", self.input_size))
+            raw = raw["state_dict"]
         model = getattr(torchvision.models, arch)(weights=None)
         model.fc = torch.nn.Identity()
         state = {k: v for k, v in raw.items() if not k.startswith("fc.")}  # the head is not used
@@ -171,8 +171,8 @@ class ResNet50Features(Embedder):
         return f"{self.name}-{self.arch}-{self._hash}"
 
     def _forward(self, x):
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            x = torch.nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        if tuple(x.shape[-2:]) != self.input_size:
+            x = torch.nn.functional.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         return self.model((x - self.mean) / self.std)
 
 

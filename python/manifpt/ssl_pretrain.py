@@ -11,8 +11,8 @@ Training:
   batch-standardised projections of the two views; lambda = 5e-3 as in the paper.
 - **Optimiser:** AdamW (lr 1e-3), seeded.
 
-The file written holds only the backbone (a state dict plus its `arch`), saved atomically; the `ssl`
-embedder recognises it.
+The file written holds only the backbone (a state dict plus its `arch` and the image size it was trained
+at), saved atomically; the `ssl` embedder recognises it and embeds at that size.
 """
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ def pretrain(images: torch.Tensor, out: str | Path, *, arch: str = "resnet18", e
         losses.append(total / max(count, 1))
         if progress:
             epochs_iter.set_postfix(loss=f"{losses[-1]:.2f}")
+    # the size the views had: the ssl embedder feeds this backbone images of that size, not ImageNet's 224
     state = {"format": FORMAT, "arch": arch, "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
-             "losses": losses}
+             "losses": losses, "input_size": list(images.shape[-2:])}
     atomic_write(out, lambda tmp: torch.save(state, tmp))
     return losses
