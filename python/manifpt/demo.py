@@ -45,9 +45,8 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
     where = p["where"] if data is None or str(data).lower() == gm_mini.NAME else None
     out = Path(out)
     name = "full" if full else "quick"
-    settings = json.loads(json.dumps({"data": str(root), "preset": name, **p, "baselines": baselines, "where": where,
-                                      "device": device}))
-    prev = ex.resume_state(out / "progress.json", settings, resume)
+    prev = ex.resume_state(out / "progress.json", {"data": str(root), "preset": name, **p, "baselines": baselines,
+                                                    "where": where, "device": device}, resume)
     tables, figures, seconds = {}, [], {}
     stages = tqdm(["model-type", "training-data", "layer-type"], desc="demo", unit="study")
     for study in stages:
@@ -67,7 +66,7 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
         seconds[study] = prev["rows"][study] if study in prev["rows"] else round(time.time() - t0, 1)
         figures += [str(out / study / f) for f in r.get("figures", [])]
         atomic_write_text(out / study / "results.md", tables[study] + "\n")
-        atomic_write_json(out / "progress.json", {"settings": settings, "rows": seconds, "running": None})
+        atomic_write_json(out / "progress.json", {"settings": prev["settings"], "rows": seconds, "running": None})
     titles = {"model-type": "Model-type attribution (paper Table 1)",
               "training-data": "Which training set? (paper Table 5)",
               "layer-type": "NMI of artifact clusters vs design factors (paper Table 6)"}

@@ -232,18 +232,20 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
 
 
 def resume_state(path: Path, settings: dict, resume: bool) -> dict:
-    """What an earlier run with the same `settings` left in `path` (progress.json): {"rows": finished rows,
-    "running": the unfinished row's finished seeds or None}. A file of other settings is an error: mixing
-    seeds of two configurations into one mean +- std would be a wrong table, not a resumed one."""
+    """What an earlier run with the same `settings` left in `path` (progress.json): {"settings": settings
+    as JSON gives them back, "rows": finished rows, "running": the unfinished row's finished seeds or None}.
+    A file of other settings is an error: mixing seeds of two configurations into one mean +- std would be
+    a wrong table, not a resumed one."""
+    settings = json.loads(json.dumps(settings, default=str))  # tuples, paths: compared as they are stored
     if not resume or not path.is_file():
-        return {"rows": [], "running": None}
+        return {"settings": settings, "rows": [], "running": None, "resumed": False}
     prev = json.loads(path.read_text())
     old = prev.get("settings") or {}
     if old != settings:
         diff = sorted(k for k in set(settings) | set(old) if old.get(k) != settings.get(k))
         raise ValueError(f"--resume: {path} was written with other settings ({', '.join(diff)}): "
                          "use another --out, or leave out --resume to start again")
-    return prev
+    return {**prev, "resumed": True}
 
 
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
@@ -274,13 +276,11 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
     triplet_rows = nearest = None
     d = load_dataset(data, size, skip_bad, where)  # decoded once for every space and baseline
     ds, fakes, labels, positions = d.ds, d.fakes, d.labels, d.positions
-    settings = json.loads(json.dumps({
+    prev = resume_state(out / "progress.json", {
         "data": str(Path(data).resolve()), "where": where, "models": ds.models, "images": len(labels), "size": size,
-        "spaces": list(spaces), "weights": weights if isinstance(weights, dict) else None if weights is None else str(weights),
-        "neighbour_space": neighbour_space, "seeds": seeds, "arch": arch, "epochs": epochs, "batch_size": batch_size,
-        "baselines": list(baselines), "baseline_preset": baseline_preset, "baseline_args": baseline_args,
-        "pixel_control": pixel_control}, default=str))
-    prev = resume_state(out / "progress.json", settings, resume)
+        "spaces": spaces, "weights": weights, "neighbour_space": neighbour_space, "seeds": seeds, "arch": arch,
+        "epochs": epochs, "batch_size": batch_size, "baselines": baselines, "baseline_preset": baseline_preset,
+        "baseline_args": baseline_args, "pixel_control": pixel_control}, resume)
     finished = {(r["method"], r["space"]): r for r in prev["rows"]}
 
     def done_seeds(method, space):  # (accuracies, fdr) of the seeds an interrupted run finished for this row
@@ -290,7 +290,7 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         return [], None
 
     def checkpoint(method, space, accs, fdr=None):  # a full run is hours: every finished seed is on disk at once
-        atomic_write_json(out / "progress.json", {"settings": settings, "rows": rows, "running": {
+        atomic_write_json(out / "progress.json", {"settings": prev["settings"], "rows": rows, "running": {
             "method": method, "space": space, "accuracies": accs, "fdr": fdr}})
 
     def attributor_row(method, space, art, w):  # the attributor over seeds on `art`; returns its kept rows
@@ -298,7 +298,7 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         accs = row["accuracies"] if row else done_seeds(method, space)[0]
         for seed in range(len(accs), seeds):
             r = _fit_eval(ds, art, labels, positions, out / space / f"seed{seed}", space=space, arch=arch, epochs=epochs, seed=seed,
-                          batch_size=batch_size, optimizer="adamw", resume="settings" in prev,  # checkpoints of these settings only
+                          batch_size=batch_size, optimizer="adamw", resume=prev["resumed"],  # checkpoints of these settings only
                           device=device, progress=progress,
                           extra={"space": space, "data": str(Path(data).resolve()), "size": size,
                                  "weights": None if w is None else str(w), "neighbour_space": neighbour_space},
@@ -308,7 +308,7 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         a, y, _ = _drop_identical(art, labels)
         mean, std = metrics.mean_std(accs)
         rows.append({"method": method, "space": space, "accuracy_mean": mean, "accuracy_std": std,
-                     "accuracies": accs, "fdr": metrics.fd_ratio(a.numpy(), y.numpy())["fdr"]})
+                     "accuracies": accs, "fdr": row["fdr"] if row else metrics.fd_ratio(a.numpy(), y.numpy())["fdr"]})
         return a, y
 
     panels["pixels"] = (fakes.numpy(), labels.numpy())
