@@ -4,7 +4,7 @@
 5 "models" x N images at 32x32. The reals are random 32x32 patches (2x subsampled) of scikit-image's
 photos. Each "model" makes its images from other patches through one generator-like operation:
 nearest-neighbour upsampling, a checkerboard pattern, a blur, noise, or colour quantisation. It is
-not GM-Mini (issue 6: real generative models); it only fixes the sizes of the README's timing.
+not GM-Mini (real generative models, python/manifpt/data/gm_mini); it only fixes the sizes of the README's timing.
 """
 import numpy as np, sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Embedding throughput (issue 5): the `sl` embedder against a bare torchvision ResNet50 forward pass
+"""Embedding throughput: the `sl` embedder against a bare torchvision ResNet50 forward pass
 on the same images in the same run. The embedder adds only the resize to 224 and the normalisation;
 its output is asserted equal to the bare model's before timing."""
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torchvision
 
 from manifpt.bench import time_min
-from manifpt.embed import ResNet50Features
+from manifpt.spaces.features import ResNetFeatures
 
 BATCH = {"small": 8, "demo": 16, "full": 64}
 
@@ -21,7 +21,7 @@ def weights(tmp_path_factory):
 
 def test_sl_embed_vs_bare_resnet50(benchmark, weights, request):
     n = BATCH[request.config.getoption("--preset")]
-    emb = ResNet50Features("sl", weights, batch_size=n)
+    emb = ResNetFeatures("sl", weights, batch_size=n)
     images = torch.rand(n, 3, 224, 224)
     bare = emb.model  # the same network without the embedder around it
     mean, std = emb.mean, emb.std

@@ -60,7 +60,7 @@ def test_project_torch_cdist(benchmark, shape, sgemm):
 
 
 def test_project_exact_on_shared_offset(benchmark):
-    """The case FAISS gets wrong (DESIGN 3): vectors = common offset of scale 300 + noise 0.05."""
+    """The case FAISS gets wrong (docs/projection.md, "Why not a plain GEMM expansion"): vectors = common offset of scale 300 + noise 0.05."""
     g = torch.Generator().manual_seed(0)
     base = torch.rand(256, generator=g) * 300
     x = base + 0.05 * torch.randn(2000, 256, generator=g)

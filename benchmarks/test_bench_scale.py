@@ -1,4 +1,4 @@
-"""Scale-out figures of merit (issue 4), as pytest-benchmark tests:
+"""Scale-out figures of merit (docs/scale.md), as pytest-benchmark tests:
 - project_stream over a memory-mapped .npy file of reals with a memory budget, against project on the
   same reals held in RAM (time ratio), plus the peak RSS of the stream in a fresh process;
 - `manifpt project` under torchrun with 2 gloo ranks against one process (identical outputs, time ratio).

@@ -12,7 +12,7 @@ neighbours differ, and the log compresses the dominant low frequencies. The auth
 uses log(|F| + 1e-12); log1p is the same map shifted to be 0 at |F| = 0, and finite there.
 
 Computed with torch.fft (pocketfft on the CPU, cuFFT on CUDA). A fused cuFFT kernel that writes
-straight into the projection's layout is issue 3.
+straight into the projection's layout is planned (docs/projection.md).
 """
 from __future__ import annotations
 

@@ -82,7 +82,13 @@ class _Merge:
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     """Shape, dtype, Fortran order and data offset of a .npy file. Mapping it reads only the header:
     no page of data is touched, so this costs no memory."""
-    mm = np.load(path, mmap_mode="r")
+    if path.stat().st_size == 0:
+        raise ValueError(f"manifpt.project_stream: reals file {path} is empty (0 bytes), not a .npy file")
+    try:
+        mm = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"manifpt.project_stream: reals file {path} is not a readable .npy array (truncated or another "
+                         f"format): {e}") from None
     try:
         return mm.shape, mm.dtype, bool(mm.flags.f_contiguous and not mm.flags.c_contiguous), int(mm.offset)
     finally:
@@ -179,6 +185,8 @@ def _chunks(reals, rows: int, device: torch.device) -> tuple[Iterable[tuple[int,
     """(offset, chunk) pairs over the reals, and N when known up front."""
     if isinstance(reals, (str, os.PathLike)):
         path = Path(reals)
+        if path.is_dir():
+            raise ValueError(f"manifpt.project_stream: reals {path} is a folder, not a .npy file")
         if not path.is_file():
             raise FileNotFoundError(f"manifpt.project_stream: reals file {path} does not exist")
         src = _NpyFileChunks(path, rows, device)
@@ -255,7 +263,13 @@ def project_stream(
     for offset, chunk in chunks:
         if chunk.shape[0] == 0:
             continue
-        merge.add(chunk, offset, tile_m, tile_n)
+        try:
+            merge.add(chunk, offset, tile_m, tile_n)
+        except RuntimeError as e:  # the op counts rows within its chunk; the caller's reals start at row 0
+            if "reals contains NaN or Inf" not in str(e):
+                raise
+            bad = int(torch.nonzero(~torch.isfinite(chunk.reshape(chunk.shape[0], -1)).all(dim=1))[0])
+            raise RuntimeError(f"manifpt.project_stream: reals contains NaN or Inf (first at row {offset + bad})") from None
         seen = max(seen, offset + chunk.shape[0])
         if bar is not None:
             bar.update(chunk.shape[0])

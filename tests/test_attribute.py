@@ -1,16 +1,10 @@
 """manifpt.Attributor: learns separable artifacts, resumes exactly, checkpoints are safe to load."""
 import pytest
 import torch
+from helpers import toy_artifacts as toy
 
-from manifpt.attribute import Attributor, load_checkpoint
-
-
-def toy(n=60, shape=(3, 8, 8), k=3, seed=0):
-    y = torch.arange(n) % k
-    pattern = torch.randn(k, *shape, generator=torch.Generator().manual_seed(1234))  # the classes: fixed
-    g = torch.Generator().manual_seed(seed)  # the samples: per seed
-    x = 0.05 * pattern[y] + 0.02 * torch.randn(n, *shape, generator=g)
-    return x, y
+from manifpt.attribute import Attributor
+from manifpt.train import read_checkpoint
 
 
 def test_learns_image_artifacts_and_predicts_probabilities():
@@ -40,8 +34,8 @@ def test_resume_reproduces_uninterrupted_training(tmp_path):
     part.config["epochs"] = 2
     part.fit(x, y, xv, yv, checkpoint=tmp_path / "part.pt", progress=False)
     resumed = Attributor(3, (3, 8, 8), epochs=4, batch_size=8, seed=3, patience=10)
-    state = load_checkpoint(tmp_path / "part.pt")
-    state["config"]["epochs"] = 4  # the run was stopped after 2 of 4 epochs
+    state = read_checkpoint(tmp_path / "part.pt")
+    state["settings"]["epochs"] = 4  # the run was stopped after 2 of 4 epochs
     torch.save(state, tmp_path / "part.pt")
     resumed.fit(x, y, xv, yv, checkpoint=tmp_path / "part.pt", resume=True, progress=False)
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3]

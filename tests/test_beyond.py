@@ -1,16 +1,17 @@
-"""Issue 8 at toy size: corruptions, calibration (temperature scaling, ECE), open-set thresholds and
+"""Beyond the paper, at toy size: corruptions, calibration (temperature scaling, ECE), open-set thresholds and
 unknown detection, and the robustness / open-set experiments from the CLI."""
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
-from test_attribute import toy
+from helpers import toy_artifacts as toy
 
 from manifpt import metrics
 from manifpt.attribute import Attributor, open_set_score
 from manifpt.cli import main
-from manifpt.robust import CORRUPTIONS, corrupt
+from manifpt.corruptions import CORRUPTIONS, corrupt
 
 
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
@@ -34,17 +35,31 @@ def test_ece_by_hand():
     assert metrics.auroc([0.9, 0.8], [0.1, 0.85]) == pytest.approx(0.75)
 
 
+class _FixedLogits(torch.nn.Module):
+    """A model whose logits are known: the same vector z for every input."""
+
+    def __init__(self, z):
+        super().__init__()
+        self.z = torch.nn.Parameter(torch.as_tensor(z, dtype=torch.float32), requires_grad=False)
+
+    def forward(self, x):
+        return self.z.expand(len(x), -1)
+
+
 def test_temperature_scaling_fixes_an_overconfident_model():
-    x, y = toy(90)
-    xv, yv = toy(60, seed=1)
-    xv = xv + 0.03 * torch.randn(xv.shape, generator=torch.Generator().manual_seed(5))  # harder: some errors
-    att = Attributor(3, (3, 8, 8), epochs=10, batch_size=16)
-    att.fit(x, y, toy(30, seed=2)[0], toy(30, seed=2)[1], progress=False)
-    with torch.no_grad():
-        att.model.head.weight *= 20  # overconfident
-        att.model.head.bias *= 20
-    r = att.calibrate(xv, yv)
-    assert r["temperature"] > 1 and r["ece_after"] < r["ece_before"]
+    # Every validation image gets the logits z = [s, 0, 0] and 3/4 of them are of class 0. The NLL of
+    # softmax(z / T) is then minimal exactly where the confidence e^(s/T) / (e^(s/T) + 2) equals the
+    # accuracy 3/4, i.e. s / T = ln 6, whatever the float order: with s = 20 ln 6 the right T is 20,
+    # the ECE drops from 1/4 (confidence ~1) to 0. A trained network cannot make that certain.
+    x, _ = toy(60, seed=1)
+    y = torch.tensor([0] * 45 + [1] * 10 + [2] * 5)
+    att = Attributor(3, (3, 8, 8), epochs=1)
+    att.model = _FixedLogits([20 * math.log(6), 0.0, 0.0])
+    r = att.calibrate(x, y)
+    assert r["ece_before"] == pytest.approx(0.25, abs=1e-6)
+    assert r["temperature"] == pytest.approx(20, rel=1e-3)
+    assert r["ece_after"] < 1e-3
+    assert att.predict(x)[1][:, 0].mean().item() == pytest.approx(0.75, abs=1e-3)  # predict uses the calibrated T
 
 
 def test_open_set_threshold_is_honoured_and_an_easy_unknown_is_detected():
@@ -82,7 +97,7 @@ def test_open_set_threshold_is_honoured_and_an_easy_unknown_is_detected():
 
 
 def test_cli_robustness_and_open_set(tmp_path, capsys):
-    from images import make_gm_folder
+    from helpers import make_gm_folder
 
     gm = make_gm_folder(tmp_path / "gm", n_real=20, n_model=15)
     assert main(["experiment", "robustness", "--data", str(gm), "--size", "12", "--spaces", "rgb", "--baselines",
@@ -92,7 +107,7 @@ def test_cli_robustness_and_open_set(tmp_path, capsys):
     assert (tmp_path / "r" / "robustness.png").is_file() and "jpeg 50" in capsys.readouterr().out
     assert main(["experiment", "open-set", "--data", str(gm), "--out", str(tmp_path / "o")]) == 2
     assert "at least 3 models" in capsys.readouterr().err
-    from images import save
+    from helpers import save
 
     g = np.random.default_rng(3)
     for i in range(15):  # a third generator: vertical stripes

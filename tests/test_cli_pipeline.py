@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from images import make_gm_folder
+from helpers import make_gm_folder
 
 from manifpt.cli import main
 
@@ -84,21 +84,21 @@ def test_experiment_with_baselines(gm, tmp_path, capsys):
 
 def test_experiment_model_type_pixel_control(gm, tmp_path, monkeypatch, capsys):
     """--pixel-control: the same attributor, splits and seeds on the images themselves."""
-    import manifpt.experiments as ex
+    from manifpt.experiments import model_type, steps
 
-    seen, fit_eval = {}, ex._fit_eval
+    seen, fit_eval = {}, model_type.fit_and_report
 
     def spy(ds, art, *a, **kw):  # what each row's attributor is trained on
         seen[kw["space"]] = art.artifact
         return fit_eval(ds, art, *a, **kw)
-    monkeypatch.setattr(ex, "_fit_eval", spy)
+    monkeypatch.setattr(model_type, "fit_and_report", spy)
     assert main(["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "rgb", "--pixel-control",
                  "--seeds", "1", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "c")]) == 0
     r = _json(tmp_path / "c" / "results.json")
     assert [(row["method"], row["space"]) for row in r["rows"]] == [("ManiFPT", "rgb"), ("control: images", "pixels")]
     rgb, pixels = (_json(tmp_path / "c" / s / "seed0" / "results.json") for s in ("rgb", "pixels"))
     assert rgb["sizes"] == pixels["sizes"] and "pixels/seed0/confusion.png" in r["figures"]
-    fakes = ex.load_dataset(gm, 12).fakes
+    fakes = steps.load_dataset(gm, 12).fakes
     assert torch.equal(seen["pixels"], fakes) and not torch.equal(seen["rgb"], fakes)  # images, not artifacts
     assert main(["experiment", "model-type", "--data", str(gm), "--spaces", "none", "--out", str(tmp_path / "n")]) == 2
     assert "nothing to run" in capsys.readouterr().err
@@ -108,7 +108,7 @@ def test_experiment_model_type_resume(gm, tmp_path, monkeypatch, capsys):
     """An interrupted run, continued with --resume, fits only what was not finished and gives the table of
     an uninterrupted run; other settings are refused rather than mixed into one mean +- std."""
     import manifpt.baselines
-    import manifpt.experiments as ex
+    from manifpt.experiments import model_type
 
     args = ["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "rgb", "--baselines",
             "mccloskey18,durall20", "--seeds", "2", "--epochs", "2", "--device", "cpu", "--out", str(tmp_path / "r")]
@@ -122,9 +122,9 @@ def test_experiment_model_type_resume(gm, tmp_path, monkeypatch, capsys):
     (tmp_path / "r" / "progress.json").write_text(json.dumps(progress))
     (tmp_path / "r" / "results.json").unlink()
     fitted = []
-    make, fit_eval = manifpt.baselines.make_baseline, ex._fit_eval
+    make, fit_eval = manifpt.baselines.make_baseline, model_type.fit_and_report
     monkeypatch.setattr(manifpt.baselines, "make_baseline", lambda name, **kw: fitted.append((name, kw["seed"])) or make(name, **kw))
-    monkeypatch.setattr(ex, "_fit_eval", lambda *a, **kw: fitted.append(("ManiFPT", kw["seed"])) or fit_eval(*a, **kw))
+    monkeypatch.setattr(model_type, "fit_and_report", lambda *a, **kw: fitted.append(("ManiFPT", kw["seed"])) or fit_eval(*a, **kw))
     assert main([*args, "--resume"]) == 0
     assert fitted == [("mccloskey18", 1), ("durall20", 0), ("durall20", 1)]
     again = _json(tmp_path / "r" / "results.json")
@@ -184,7 +184,7 @@ def factorial(tmp_path_factory):
     """4 models: two types (checker, blur) x two training sets (A: flat colours, B: noise textures). The
     sets differ in texture, which survives the subtraction of the nearest real (brightness would not)."""
     import numpy as np
-    from images import save
+    from helpers import save
 
     root = tmp_path_factory.mktemp("fact") / "gm"
     g = np.random.default_rng(0)

@@ -61,12 +61,12 @@ def test_bad_inputs(arrays, tmp_path, capsys):
     (tmp_path / "junk.npy").write_bytes(b"not an array")
     assert main(["project", "--fakes", str(tmp_path / "junk.npy"), "--reals", str(r), "--out", out]) == 2
     assert "not a readable .npy" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["project", "--fakes", str(f), "--reals", str(r), "--out", out, "--batch", "0"])
+    assert main(["project", "--fakes", str(f), "--reals", str(r), "--out", out, "--batch", "0"]) == 2
+    assert "--batch must be >= 1" in capsys.readouterr().err
 
 
 def test_image_folders_freq_space_two_ranks(tmp_path):
-    from images import make_gm_folder
+    from helpers import make_gm_folder
 
     from manifpt.data import list_images, load_images
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from images import make_gm_folder, save
+from helpers import make_gm_folder, save
 
 from manifpt.data import BadImagesError, ImageFolderGM, list_images, load_images
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import make_pair
+from helpers import make_pair
 
 from manifpt_ext import distributed, project
 

@@ -1,10 +1,11 @@
-"""manifpt.embed: rgb, freq (against torch.fft, Parseval), sl/ssl from local weights files."""
+"""manifpt.spaces: rgb, freq (against torch.fft, Parseval), sl/ssl from local weights files."""
 import pytest
 import torch
 import torchvision
 
 import manifpt_ext
-from manifpt.embed import ResNet50Features, get_embedder
+from manifpt.spaces import get_embedder
+from manifpt.spaces.features import ResNetFeatures
 
 
 def test_rgb_is_identity():
@@ -69,11 +70,11 @@ def test_resnet_features_match_torchvision(resnet_files, space):
 def test_bad_weights(resnet_files, tmp_path, monkeypatch):
     d, _ = resnet_files
     with pytest.raises(ValueError, match="not a resnet50 state dict"):
-        ResNet50Features("sl", d / "r18.pth")
+        ResNetFeatures("sl", d / "r18.pth")
     with pytest.raises(ValueError, match="cannot read weights file"):
-        ResNet50Features("ssl", d / "trunc.pth")
+        ResNetFeatures("ssl", d / "trunc.pth")
     with pytest.raises(FileNotFoundError, match="weights file .* does not exist"):
-        ResNet50Features("sl", tmp_path / "none.pth")
+        ResNetFeatures("sl", tmp_path / "none.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torchhome"))
     with pytest.raises(FileNotFoundError, match=r"never downloads.*hub/checkpoints/resnet50-0676ba61\.pth"):
         get_embedder("sl")

@@ -294,12 +294,12 @@ def test_demo_quick_preset_at_smoke_size(quick, tmp_path, monkeypatch):
     assert sum(line.startswith("|---") for line in summary.splitlines()) == 3  # the three tables
 
     # --resume keeps the finished studies: nothing is run again, the tables are the same
-    import manifpt.experiments as ex
+    from manifpt.experiments import layer_type, model_type, training_data
 
     def refuse(*a, **kw):
         raise AssertionError("a finished study ran again")
-    for study in ("run_model_type", "run_training_data", "run_layer_type"):
-        monkeypatch.setattr(ex, study, refuse)
+    for module, study in ((model_type, "run_model_type"), (training_data, "run_training_data"), (layer_type, "run_layer_type")):
+        monkeypatch.setattr(module, study, refuse)
     again = run_demo(tmp_path / "demo", data=root, preset=preset, resume=True)
     assert again["tables"] == r["tables"] and again["seconds"] == r["seconds"]
     with pytest.raises(ValueError, match="other settings"):

@@ -2,11 +2,11 @@
 neighbours, copies of reals flagged."""
 import pytest
 import torch
-from images import make_gm_folder
+from helpers import make_gm_folder
 
 import manifpt_ext
 from manifpt.data import ImageFolderGM
-from manifpt.embed import get_embedder
+from manifpt.spaces import get_embedder
 from manifpt.manifold import RealManifold
 
 

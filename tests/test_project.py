@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 import torch
-from conftest import assert_matches_reference, make_pair
+from helpers import assert_matches_reference, make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

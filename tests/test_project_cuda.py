@@ -2,7 +2,7 @@
 (the kernel is still compiled in every build that has nvcc and a CUDA torch)."""
 import pytest
 import torch
-from conftest import assert_matches_reference, make_pair, requires_cuda
+from helpers import assert_matches_reference, make_pair, requires_cuda
 
 from manifpt_ext import project
 

@@ -3,7 +3,7 @@ result as one project call, bitwise for index and artifact."""
 import numpy as np
 import pytest
 import torch
-from conftest import make_pair
+from helpers import make_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -17,9 +17,10 @@ Training:
 - seeded: initialisation and shuffling;
 - early stopping once validation accuracy has not improved for `patience` epochs; the best epoch's
   weights are kept;
-- a checkpoint after every epoch, written atomically. It holds only tensors and plain values, so it
-  loads with `torch.load(weights_only=True)`, and `fit(..., resume=True)` continues where it stopped,
-  shuffling order included.
+- the loop is train.train: a checkpoint after every epoch, written atomically, loadable with
+  `torch.load(weights_only=True)`; `fit(..., resume=True)` continues where it stopped, bit for bit, and
+  refuses a checkpoint of other settings (the configuration plus the caller's `settings`, e.g. the
+  space and data the artifacts came from), naming the keys that differ.
 """
 from __future__ import annotations
 
@@ -28,68 +29,39 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import backbones
 from .io import atomic_write
+from .train import accuracy_of, train
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
-class _Block(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
+class _Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...]):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
-        )
-        self.skip = (
-            nn.Identity() if stride == 1 and cin == cout
-            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-        )
+        self.shape = shape
 
     def forward(self, x):
-        return torch.relu(self.body(x) + self.skip(x))
-
-
-class SmallResNet(nn.Module):
-    """3 stages x `blocks` basic blocks, 16/32/64 channels (CIFAR-style ResNet, as the authors' script)."""
-
-    def __init__(self, in_channels: int, num_classes: int, blocks: int = 3):
-        super().__init__()
-        layers = [nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)]
-        cin = 16
-        for stage, cout in enumerate((16, 32, 64)):
-            for b in range(blocks):
-                layers.append(_Block(cin, cout, 2 if (b == 0 and stage > 0) else 1))
-                cin = cout
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(64, num_classes)
-
-    def forward(self, x):
-        return self.head(self.features(x))
+        return x.reshape(len(x), *self.shape)
 
 
 def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, weights: str | None = None) -> nn.Module:
-    if len(input_shape) == 1:
-        return nn.Sequential(nn.Linear(input_shape[0], 512), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(512, num_classes))
-    if len(input_shape) != 3:
-        raise ValueError(f"Attributor: artifacts must be (C, H, W) or (D,) per sample, got {input_shape}")
-    c = input_shape[0]
-    if arch == "small":
-        return SmallResNet(c, num_classes)
-    if arch == "resnet50":
-        import torchvision
-
-        model = torchvision.models.resnet50(weights=None)
-        if weights is not None:
-            from .embed import ResNet50Features
-
-            model.load_state_dict(ResNet50Features("sl", weights).model.state_dict(), strict=False)
-        if c != 3:  # keep pretrained filters: average over RGB, replicated to C channels
-            w = model.conv1.weight.data.mean(dim=1, keepdim=True).repeat(1, c, 1, 1) * (3 / c)
-            model.conv1 = nn.Conv2d(c, 64, 7, 2, 3, bias=False)
-            model.conv1.weight.data.copy_(w)
-        model.fc = nn.Linear(2048, num_classes)
-        return model
-    raise ValueError(f"Attributor: unknown arch {arch!r}: choose 'small' or 'resnet50'")
+    """The network for artifacts of `input_shape`, chosen by its shape: a backbones.Trunk of `arch` for images
+    (C, H, W), or (H, W) as one channel; an MLP (D -> 512 -> K, ReLU, dropout 0.2) for vectors (D,), or for
+    any other shape, flattened."""
+    if not input_shape or any(s < 1 for s in input_shape):
+        raise ValueError(f"Attributor: artifacts must have a non-empty shape per sample, got {input_shape}")
+    if arch not in ("small", "resnet50"):
+        raise ValueError(f"Attributor: unknown arch {arch!r}: choose 'small' or 'resnet50'")
+    if len(input_shape) in (2, 3):
+        image = input_shape if len(input_shape) == 3 else (1, *input_shape)
+        trunk = backbones.build(arch, image[0], num_classes, weights)
+        return trunk if len(input_shape) == 3 else nn.Sequential(_Reshape(image), trunk)
+    d = 1
+    for s in input_shape:
+        d *= s
+    mlp = nn.Sequential(nn.Linear(d, 512), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(512, num_classes))
+    return mlp if len(input_shape) == 1 else nn.Sequential(_Reshape((d,)), mlp)
 
 
 class Attributor:
@@ -134,7 +106,8 @@ class Attributor:
 
     # -- normalisation -------------------------------------------------------------------------
     def _fit_norm(self, x: torch.Tensor) -> None:
-        dims = [0] + list(range(2, x.dim()))  # per channel for images, per feature for vectors
+        # per channel for images (N, C, H, W), over all of a one-channel (N, H, W), per feature otherwise
+        dims = [0, 2, 3] if x.dim() == 4 else [0, 1, 2] if x.dim() == 3 else [0]
         self.mean = x.mean(dim=dims, keepdim=True)[0:1]
         self.std = x.std(dim=dims, keepdim=True)[0:1].clamp_min(1e-8)
 
@@ -158,64 +131,27 @@ class Attributor:
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, x_train, y_train, x_val, y_val, *, checkpoint: str | Path | None = None, resume: bool = False,
-            progress: bool = True) -> list[dict]:
-        """Trains with early stopping on validation accuracy; returns the per-epoch history."""
+            progress: bool = True, settings: dict | None = None) -> list[dict]:
+        """Trains with early stopping on validation accuracy; returns the per-epoch history. `settings`
+        (plain values) join the configuration that a resumed checkpoint must match."""
         x_train, y_train, x_val, y_val = (torch.as_tensor(t) for t in (x_train, y_train, x_val, y_val))
         self._check(x_train, y_train, "x_train")
         self._check(x_val, y_val, "x_val")
         if len(x_train) == 0 or len(x_val) == 0:
             raise ValueError("Attributor.fit: the training and validation sets must not be empty")
         c = self.config
-        opt = self._optimizer()
-        gen = torch.Generator().manual_seed(c["seed"])
-        start, best_acc, best_epoch, best_state = 0, -1.0, -1, None
         self._fit_norm(x_train.float())
-        if resume and checkpoint is not None and Path(checkpoint).is_file():
-            state = load_checkpoint(checkpoint)
-            if state["config"] != c:
-                raise ValueError(f"Attributor.fit: {checkpoint} was written with another configuration: {state['config']}")
-            self.model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            gen.set_state(state["generator"])
-            self.mean, self.std, self.history = state["mean"], state["std"], state["history"]
-            start, best_acc, best_epoch, best_state = state["epoch"] + 1, state["best_acc"], state["best_epoch"], state["best_model"]
         loss_fn = nn.CrossEntropyLoss()
-        bar = None
-        if progress:
-            from tqdm import tqdm
 
-            bar = tqdm(total=c["epochs"], initial=start, desc="fit", unit="epoch")
-        for epoch in range(start, c["epochs"]):
-            if epoch - best_epoch > c["patience"] and best_epoch >= 0:
-                break
-            self.model.train()
-            order = torch.randperm(len(x_train), generator=gen)
-            total, n = 0.0, 0
-            for i in range(0, len(order), c["batch_size"]):
-                idx = order[i : i + c["batch_size"]]
-                if len(idx) < 2 and len(order) > 1:
-                    continue  # BatchNorm cannot train on a single sample
-                logits = self.model(self._norm(x_train[idx]))
-                loss = loss_fn(logits, y_train[idx].to(self.device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                n += len(idx)
-            val_acc = float((self.predict(x_val)[0] == y_val).float().mean())
-            self.history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_acc": val_acc})
-            if val_acc > best_acc:
-                best_acc, best_epoch = val_acc, epoch
-                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            if checkpoint is not None:
-                self._save(checkpoint, opt, gen, epoch, best_acc, best_epoch, best_state)
-            if bar is not None:
-                bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_acc=f"{val_acc:.3f}")
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+        def batch_loss(idx, gen):
+            return loss_fn(self.model(self._norm(x_train[idx])), y_train[idx].to(self.device))
+
+        self.history, extra = train(
+            self.model, self._optimizer(), len(x_train), batch_loss,
+            score=accuracy_of(lambda x: self.predict(x)[0], x_val, y_val), epochs=c["epochs"],
+            batch_size=c["batch_size"], patience=c["patience"], seed=c["seed"], checkpoint=checkpoint, resume=resume,
+            settings={**c, **(settings or {})}, extra={"mean": self.mean, "std": self.std}, progress="fit" if progress else None)
+        self.mean, self.std = extra["mean"], extra["std"]
         return self.history
 
     @torch.inference_mode()
@@ -301,14 +237,6 @@ class Attributor:
         return open_set_score(self.logits(x), self.open_set["method"], self.temperature)
 
     # -- persistence ---------------------------------------------------------------------------
-    def _save(self, path, opt, gen, epoch, best_acc, best_epoch, best_state) -> None:
-        state = {
-            "version": CHECKPOINT_VERSION, "config": self.config, "model": self.model.state_dict(),
-            "optimizer": opt.state_dict(), "generator": gen.get_state(), "epoch": epoch, "best_acc": best_acc,
-            "best_epoch": best_epoch, "best_model": best_state, "mean": self.mean, "std": self.std, "history": self.history,
-        }
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
-
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """The trained model (its best weights) for predict/evaluate; `extra` holds plain values
         (e.g. the space and data it was trained on)."""
@@ -359,14 +287,19 @@ def open_set_score(logits: torch.Tensor, method: str, temperature: float = 1.0) 
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by Attributor, read without unpickling arbitrary objects."""
+    """A model file written by Attributor.save, read without unpickling arbitrary objects."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"model file {path} is a folder, not a file")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"model file {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated, corrupt or foreign: say which file and why
-        raise ValueError(f"cannot read checkpoint {path} (truncated or not a manifpt checkpoint): {type(e).__name__}: {e}") from e
+        raise ValueError(f"cannot read model file {path} (truncated or not a manifpt checkpoint): {type(e).__name__}: {e}") from None
+    if isinstance(state, dict) and "format" in state and "optimizer" in state:
+        raise ValueError(f"{path} is a training checkpoint (for --resume), not a trained model: pass the model.pt "
+                         "that `manifpt fit` wrote next to it")
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "config" not in state:
         raise ValueError(f"{path} is not a manifpt attributor checkpoint (version {CHECKPOINT_VERSION})")
     return state

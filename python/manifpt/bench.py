@@ -18,7 +18,8 @@ import torch
 
 import manifpt_ext
 
-# (M fakes, N reals, D dims). "full" are the shapes of DESIGN.md section 6.
+# (M fakes, N reals, D dims). "full": the shapes of benchmarks/RESULTS.md, from small D (FAISS is
+# memory-bound there) to 12288 = 64 x 64 x 3 images (compute-bound).
 SHAPES = {
     "full": [(1000, 10000, 64), (10000, 10000, 128), (4096, 16384, 2048), (2048, 8192, 12288)],
     "demo": [(1000, 10000, 64), (10000, 10000, 128), (1024, 8192, 2048), (512, 4096, 12288)],
@@ -215,3 +216,17 @@ def stream_rss_probe(path: str, m: int, d: int, budget: int) -> dict[str, float]
     seconds, growth = fresh_process_peak(setup, f"manifpt_ext.project_stream(x, {str(path)!r}, memory_budget={budget})")
     outputs = (m * d * 4 + m * 12) / 2.0**20
     return {"seconds": seconds, "growth_mib": growth, "outputs_mib": outputs, "beyond_outputs_mib": growth - outputs}
+
+
+def shared_offset_case(m: int = 2000, n: int = 4000, d: int = 256) -> dict[str, float | None]:
+    """The case that motivates the exact re-rank: vectors sharing a large offset (offset of scale 300 +
+    noise 0.05, like the pixels of similar images). The share of rows with the exact nearest real, for
+    manifpt and FAISS (None without faiss)."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(d, generator=g) * 300
+    x = base + 0.05 * torch.randn(m, d, generator=g)
+    y = base + 0.05 * torch.randn(n, d, generator=g)
+    exact = manifpt_ext.project_reference(x, y).index
+    ours = (manifpt_ext.project(x, y).index == exact).float().mean().item()
+    theirs = (FaissFlat(y)(x)[1] == exact).float().mean().item() if faiss_available() else None
+    return {"manifpt": ours, "faiss": theirs, "shape": [m, n, d]}

@@ -1,7 +1,7 @@
 """`manifpt demo`: the paper's three studies on the embedded GM-Mini, one after the other.
 
 Presets (both use the small ResNet attributor of attribute.py; the CNN baselines use the `cpu` preset of
-experiments.baseline_params). Model-type compares the 12 models trained on the photo set, as the paper
+experiments.steps.baseline_params). Model-type compares the 12 models trained on the photo set, as the paper
 compares models of one training set; the other two studies use all 15.
 - quick (default, 11 min 15 s measured on the 2-core CPU of docs/results.md): rgb + freq artifacts, the three hand-crafted-feature
   baselines and Yu19, 2 seeds x 8 epochs for model-type, 3 seeds x 8 epochs for training-data, k-means
@@ -33,8 +33,8 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
     each finished study; `resume` keeps those (when the settings match) and resumes model-type."""
     from tqdm import tqdm
 
-    from . import experiments as ex
     from .baselines import BASELINES
+    from .experiments import layer_type, model_type, steps, training_data
     from .data import gm_mini
     from .io import atomic_write_json, atomic_write_text
 
@@ -45,9 +45,10 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
     where = p["where"] if data is None or str(data).lower() == gm_mini.NAME else None
     out = Path(out)
     name = "full" if full else "quick"
-    prev = ex.resume_state(out / "progress.json", {"data": str(root), "preset": name, **p, "baselines": baselines,
+    prev = steps.resume_state(out / "progress.json", {"data": str(root), "preset": name, **p, "baselines": baselines,
                                                     "where": where, "device": device}, resume)
     tables, figures, seconds = {}, [], {}
+    columns = {"model-type": model_type.COLUMNS, "training-data": training_data.COLUMNS, "layer-type": layer_type.COLUMNS}
     stages = tqdm(["model-type", "training-data", "layer-type"], desc="demo", unit="study")
     for study in stages:
         stages.set_postfix_str(study)
@@ -55,14 +56,14 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
         if study in prev["rows"]:  # finished by an earlier run of these settings
             r = json.loads((out / study / "results.json").read_text())
         elif study == "model-type":
-            r = ex.run_model_type(root, out / study, spaces=p["spaces"], seeds=p["seeds"], epochs=p["epochs"],
+            r = model_type.run_model_type(root, out / study, spaces=p["spaces"], seeds=p["seeds"], epochs=p["epochs"],
                                   baselines=baselines, device=device, where=where, resume=resume)
         elif study == "training-data":
-            r = ex.run_training_data(root, out / study, spaces=p["spaces"], seeds=p["td_seeds"], epochs=p["td_epochs"],
+            r = training_data.run_training_data(root, out / study, spaces=p["spaces"], seeds=p["td_seeds"], epochs=p["td_epochs"],
                                      device=device)
         else:
-            r = ex.run_layer_type(root, out / study, spaces=p["spaces"], device=device)
-        tables[study] = ex.table(r["rows"], ex.TABLE_COLUMNS[study])
+            r = layer_type.run_layer_type(root, out / study, spaces=p["spaces"], device=device)
+        tables[study] = steps.table(r["rows"], columns[study])
         seconds[study] = prev["rows"][study] if study in prev["rows"] else round(time.time() - t0, 1)
         figures += [str(out / study / f) for f in r.get("figures", [])]
         atomic_write_text(out / study / "results.md", tables[study] + "\n")

@@ -30,7 +30,7 @@ import torch
 import manifpt_ext
 
 from .data import load_images
-from .embed import Embedder
+from .spaces import Embedder
 from .io import atomic_save_npy
 
 

@@ -11,8 +11,10 @@ Training:
   batch-standardised projections of the two views; lambda = 5e-3 as in the paper.
 - **Optimiser:** AdamW (lr 1e-3), seeded.
 
-The file written holds only the backbone (a state dict plus its `arch` and the image size it was trained
-at), saved atomically; the `ssl` embedder recognises it and embeds at that size.
+Training goes through the one training loop (train.train): with `checkpoint`, an interrupted run
+continues from its last epoch (`--resume`). The file written holds only the backbone (a state dict plus
+its `arch` and the image size it was trained at), saved atomically; the `ssl` space recognises it and
+embeds at that size.
 """
 from __future__ import annotations
 
@@ -21,21 +23,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .embed import imagenet_normalize
+from . import backbones
+from .backbones import imagenet_normalize
 from .io import atomic_write
+from .train import train
 
-FORMAT = "manifpt-ssl-backbone-v1"
-FEATURES = {"resnet18": 512, "resnet50": 2048}
-
-
-def backbone(arch: str) -> nn.Module:
-    import torchvision
-
-    if arch not in FEATURES:
-        raise ValueError(f"ssl-pretrain: arch must be one of {sorted(FEATURES)}, got {arch!r}")
-    model = getattr(torchvision.models, arch)(weights=None)
-    model.fc = nn.Identity()
-    return model
+ARCHS = ("resnet18", "resnet50")
 
 
 def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -73,48 +66,36 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -
 
 
 def pretrain(images: torch.Tensor, out: str | Path, *, arch: str = "resnet18", epochs: int = 20, batch_size: int = 64,
-             proj_dim: int = 512, lr: float = 1e-3, seed: int = 0, device: str = "cpu", progress: bool = True) -> list[float]:
+             proj_dim: int = 512, lr: float = 1e-3, seed: int = 0, device: str = "cpu", progress: bool = True,
+             checkpoint: str | Path | None = None, resume: bool = False) -> list[float]:
     """Trains a Barlow Twins backbone on `images` (N, 3, H, W) in [0, 1]; writes it to `out`; returns
     the mean loss of each epoch."""
     if images.dim() != 4 or images.shape[1] != 3 or images.shape[0] < 4:
         raise ValueError(f"ssl-pretrain: need at least 4 images of shape (3, H, W), got {tuple(images.shape)}")
+    if arch not in ARCHS:
+        raise ValueError(f"ssl-pretrain: arch must be one of {ARCHS}, got {arch!r}")
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    net = backbone(arch).to(device)
-    f = FEATURES[arch]
+    trunk = backbones.build(arch)
+    net, f = trunk.features.to(device), trunk.dim
     projector = nn.Sequential(nn.Linear(f, proj_dim), nn.BatchNorm1d(proj_dim), nn.ReLU(inplace=True),
                               nn.Linear(proj_dim, proj_dim), nn.BatchNorm1d(proj_dim), nn.ReLU(inplace=True),
                               nn.Linear(proj_dim, proj_dim)).to(device)
-    opt = torch.optim.AdamW(list(net.parameters()) + list(projector.parameters()), lr=lr, weight_decay=1e-4)
-    losses = []
-    epochs_iter = range(epochs)
-    if progress:
-        from tqdm import tqdm
+    model = nn.ModuleDict({"backbone": net, "projector": projector})
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
 
-        epochs_iter = tqdm(epochs_iter, desc="ssl-pretrain", unit="epoch")
-    for _ in epochs_iter:
-        net.train()
-        projector.train()
-        order = torch.randperm(len(images), generator=g)
-        total, count = 0.0, 0
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            if len(idx) < 4:
-                continue  # the loss standardises over the batch
-            batch = images[idx]
-            v1 = imagenet_normalize(_augment(batch, g).to(device))
-            v2 = imagenet_normalize(_augment(batch, g).to(device))
-            loss = barlow_twins_loss(projector(net(v1)), projector(net(v2)))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        losses.append(total / max(count, 1))
-        if progress:
-            epochs_iter.set_postfix(loss=f"{losses[-1]:.2f}")
-    # the size the views had: the ssl embedder feeds this backbone images of that size, not ImageNet's 224
-    state = {"format": FORMAT, "arch": arch, "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
+    def batch_loss(idx, g):
+        batch = images[idx]
+        v1 = imagenet_normalize(_augment(batch, g).to(device))
+        v2 = imagenet_normalize(_augment(batch, g).to(device))
+        return barlow_twins_loss(projector(net(v1)), projector(net(v2)))
+
+    settings = {"arch": arch, "epochs": epochs, "batch_size": batch_size, "proj_dim": proj_dim, "lr": lr, "seed": seed,
+                "images": list(images.shape)}
+    history, _ = train(model, opt, len(images), batch_loss, epochs=epochs, batch_size=batch_size, seed=seed, min_batch=4,
+                       checkpoint=checkpoint, resume=resume, settings=settings, progress="ssl-pretrain" if progress else None)
+    losses = [h["train_loss"] for h in history]
+    # the size the views had: the ssl space feeds this backbone images of that size, not ImageNet's 224
+    state = {"format": backbones.SSL_BACKBONE_FORMAT, "arch": arch, "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
              "losses": losses, "input_size": list(images.shape[-2:])}
     atomic_write(out, lambda tmp: torch.save(state, tmp))
     return losses

@@ -108,3 +108,44 @@ def triplet_figure(fakes: torch.Tensor, nearest: torch.Tensor, artifacts: dict[s
                 ax.set_title(title, fontsize=8)
         axes[r][0].set_ylabel(row_titles[r], fontsize=8)
     return _save(fig, path)
+
+
+def robustness_figure(rows: list[dict], corruptions: dict[str, tuple], path: Path) -> Path:
+    """Accuracy against strength, one panel per corruption kind, one line per method (rows of the robustness study)."""
+    plt = _plt()
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    acc = {(r["method"], r["corruption"], r["strength"]): r["accuracy"] for r in rows}
+    fig, axes = plt.subplots(1, len(corruptions), figsize=(3.2 * len(corruptions), 3), squeeze=False)
+    for ax, (kind, levels) in zip(axes[0], corruptions.items()):
+        for m in methods:
+            ys = [acc[(m, "clean", 0)]] + [acc[(m, kind, s)] for s in levels]
+            ax.plot(range(len(levels) + 1), [100 * a for a in ys], marker="o", label=m)
+        ax.set_xticks(range(len(levels) + 1), ["clean", *map(str, levels)])
+        ax.set_title(kind)
+        ax.set_ylim(0, 100)
+    axes[0][0].set_ylabel("accuracy %")
+    axes[0][-1].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def bench_figure(rows, sgemm: dict[str, float], path: Path) -> Path:
+    """Effective GFLOP/s of the projection, FAISS and torch.cdist per shape, with the measured sgemm rate."""
+    plt = _plt()
+    labels = [f"{r.m}x{r.n}x{r.d}" for r in rows]
+    series = {
+        "manifpt (exact)": [r.ours_gflops for r in rows],
+        "FAISS IndexFlatL2": [r.faiss_gflops or 0 for r in rows],
+        "torch cdist+argmin": [(2 * r.m * r.n * r.d / r.cdist_s / 1e9) if r.cdist_s else 0 for r in rows],
+    }
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(series)
+    for k, (name, vals) in enumerate(series.items()):
+        ax.bar([i + k * width for i in range(len(rows))], vals, width, label=name)
+    ax.axhline(max(sgemm.values()), color="k", ls="--", lw=1, label="sgemm rate (measured)")
+    ax.set_xticks([i + width for i in range(len(rows))], labels)
+    ax.set_xlabel("M x N x D")
+    ax.set_ylabel("effective GFLOP/s (2MND / time)")
+    ax.set_title("Nearest-real projection + artifact, CPU")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

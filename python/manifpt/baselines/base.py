@@ -6,15 +6,19 @@
     b.features(images) -> float (N, F)              # handcrafted features or the penultimate layer
 
 `SklearnBaseline`: handcrafted features + a scikit-learn classifier (standardised features).
-`TorchBaseline`: a CNN trained with cross-entropy and Adam, seeded, with early stopping on validation
-accuracy (the best epoch is kept); subclasses give the input transform and the network, which must
-expose `.features(x)` (penultimate) and `.head`.
+`TorchBaseline`: a CNN trained with cross-entropy and Adam through the one training loop (train.train):
+seeded, with early stopping on validation accuracy (the best epoch is kept), and with
+`fit(..., checkpoint=PATH, resume=True)` an interrupted fit continues from its last epoch. Subclasses
+give the input transform and the network (a backbones.Trunk: `.features(x)` penultimate, `.head`).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..backbones import Trunk  # noqa: F401  (the network shape TorchBaseline trains; baselines import it from here)
+from ..train import accuracy_of, train
 
 
 def _check_images(images) -> torch.Tensor:
@@ -37,7 +41,9 @@ def grayscale(images: torch.Tensor) -> torch.Tensor:
 class Baseline:
     name = "baseline"
 
-    def fit(self, images, labels, val_images=None, val_labels=None):
+    def fit(self, images, labels, val_images=None, val_labels=None, *, checkpoint=None, resume: bool = False):
+        """Trains on images (N, 3, H, W) in [0, 1]. Baselines that train for epochs write `checkpoint`
+        after each one and, with `resume`, continue from it; the others ignore both."""
         raise NotImplementedError
 
     def predict(self, images) -> np.ndarray:
@@ -59,7 +65,7 @@ class SklearnBaseline(Baseline):
     def _classifier(self):
         raise NotImplementedError
 
-    def fit(self, images, labels, val_images=None, val_labels=None):
+    def fit(self, images, labels, val_images=None, val_labels=None, *, checkpoint=None, resume: bool = False):
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -99,11 +105,16 @@ class TorchBaseline(Baseline):
     def optimizer(self, params):
         return torch.optim.Adam(params, lr=self.lr)
 
-    def _batches(self, x, train, gen):
+    def _batches(self, x, training, gen):
         for i in range(0, len(x), self.batch_size):
-            yield self.transform(x[i : i + self.batch_size], train, gen).to(self.device)
+            yield self.transform(x[i : i + self.batch_size], training, gen).to(self.device)
 
-    def fit(self, images, labels, val_images=None, val_labels=None):
+    def settings(self) -> dict:
+        """What a resumed checkpoint must match: the name and every plain constructor value."""
+        return {"baseline": self.name, **{k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+                                          for k, v in vars(self).items() if k not in ("net", "progress")}}
+
+    def fit(self, images, labels, val_images=None, val_labels=None, *, checkpoint=None, resume: bool = False):
         x, y = _check_images(images), torch.as_tensor(labels, dtype=torch.long)
         if val_images is None:
             val_images, val_labels = x, y
@@ -111,34 +122,15 @@ class TorchBaseline(Baseline):
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         self.net = self.make_net(int(y.max()) + 1).to(self.device)
-        opt = self.optimizer(self.net.parameters())
-        best, best_epoch, best_state = -1.0, -1, None
-        epochs = range(self.epochs)
-        if self.progress:
-            from tqdm import tqdm
 
-            epochs = tqdm(epochs, desc=f"fit {self.name}", unit="epoch")
-        for epoch in epochs:
-            if best_epoch >= 0 and epoch - best_epoch > self.patience:
-                break
-            self.net.train()
-            order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(order), self.batch_size):
-                idx = order[i : i + self.batch_size]
-                if len(idx) < 2:
-                    continue
-                logits = self.net.head(self.net.features(self.transform(x[idx], True, gen).to(self.device)))
-                loss = nn.functional.cross_entropy(logits, y[idx].to(self.device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            acc = float((torch.from_numpy(self.predict(xv)) == yv).float().mean())
-            if self.progress:
-                epochs.set_postfix(val_acc=f"{acc:.3f}")
-            if acc > best:
-                best, best_epoch = acc, epoch
-                best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-        self.net.load_state_dict(best_state)
+        def batch_loss(idx, g):
+            logits = self.net.head(self.net.features(self.transform(x[idx], True, g).to(self.device)))
+            return nn.functional.cross_entropy(logits, y[idx].to(self.device))
+
+        train(self.net, self.optimizer(self.net.parameters()), len(x), batch_loss, score=accuracy_of(self.predict, xv, yv),
+              epochs=self.epochs, batch_size=self.batch_size, patience=self.patience, generator=gen, checkpoint=checkpoint,
+              resume=resume, settings={**self.settings(), "classes": int(y.max()) + 1, "n_train": len(x)},
+              progress=f"fit {self.name}" if self.progress else None)
         return self
 
     @torch.inference_mode()
@@ -158,15 +150,3 @@ class TorchBaseline(Baseline):
     def confidence(self, images) -> np.ndarray:
         feats = torch.from_numpy(self.features(images)).to(self.device)
         return torch.softmax(self.net.head(feats), dim=1).max(dim=1).values.cpu().numpy()
-
-
-class Trunk(nn.Module):
-    """A feature extractor and a linear head, the shape TorchBaseline trains."""
-
-    def __init__(self, features: nn.Module, dim: int, num_classes: int):
-        super().__init__()
-        self.features = features
-        self.head = nn.Linear(dim, num_classes)
-
-    def forward(self, x):
-        return self.head(self.features(x))

@@ -9,13 +9,11 @@ to `input_size` (299, as Inception-v3 expects; 75 is its minimum), ImageNet-norm
 from __future__ import annotations
 
 import torch
-import torchvision
-from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from ..embed import imagenet_normalize
-from .base import TorchBaseline, Trunk
-
+from .. import backbones
+from ..backbones import imagenet_normalize
+from .base import TorchBaseline
 
 
 class Marra18(TorchBaseline):
@@ -34,14 +32,4 @@ class Marra18(TorchBaseline):
         return imagenet_normalize(x)
 
     def make_net(self, num_classes):
-        model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
-        if self.weights is not None:
-            state = torch.load(self.weights, map_location="cpu", weights_only=True)
-            state = {k: v for k, v in state.items() if not k.startswith(("fc.", "AuxLogits."))}
-            missing = [k for k in model.state_dict() if k not in state and not k.startswith("fc.")]
-            if missing:
-                raise ValueError(f"marra18: {self.weights} is not an Inception-v3 state dict ({len(missing)} missing keys, "
-                                 f"e.g. {missing[:3]})")
-            model.load_state_dict(state, strict=False)
-        model.fc = nn.Identity()
-        return Trunk(model, 2048, num_classes)
+        return backbones.build("inception_v3", 3, num_classes, self.weights)

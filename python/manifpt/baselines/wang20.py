@@ -9,33 +9,18 @@ PeterWang512/CNNDetection), trained K-way here for attribution.
 - **Evaluation:** resize to `load_size`, centre crop to `input_size`.
 - ImageNet normalisation; Adam with lr 1e-4.
 
-`arch="small"` swaps in the authors' small ResNet (attribute.SmallResNet) for CPU runs at small sizes.
+`arch="small"` swaps in the ManiFPT authors' small ResNet (backbones.SmallResNet) for CPU runs at small sizes.
 """
 from __future__ import annotations
 
 import torch
 import torchvision
-from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from ..embed import imagenet_normalize
-from .base import TorchBaseline, Trunk, to_uint8
+from .. import backbones
+from ..backbones import imagenet_normalize
+from .base import TorchBaseline, to_uint8
 
-
-
-def resnet_trunk(arch: str, num_classes: int, weights=None) -> Trunk:
-    if arch == "small":
-        from ..attribute import SmallResNet
-
-        net = SmallResNet(3, num_classes)
-        return Trunk(net.features, 64, num_classes)
-    model = torchvision.models.resnet50(weights=None)
-    if weights is not None:
-        from ..embed import ResNet50Features
-
-        model.load_state_dict(ResNet50Features("sl", weights).model.state_dict(), strict=False)
-    model.fc = nn.Identity()
-    return Trunk(model, 2048, num_classes)
 
 
 class Wang20(TorchBaseline):
@@ -75,4 +60,4 @@ class Wang20(TorchBaseline):
         return imagenet_normalize(torch.stack(out))
 
     def make_net(self, num_classes):
-        return resnet_trunk(self.arch, num_classes, self.weights)
+        return backbones.build(self.arch, 3, num_classes, self.weights)

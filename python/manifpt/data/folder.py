@@ -5,7 +5,8 @@
     ROOT/models.csv                       optional: one row per model, column `model` + design factors
 
 Images are decoded with Pillow and converted to RGB: grayscale, palette and RGBA inputs are accepted,
-and alpha is dropped. Each image is then brought to `size` x `size`. The default is `center-crop`:
+and alpha is dropped. 16-bit and float grayscale images keep their depth (scaled to [0, 1] from 65535
+or taken as they are when already in [0, 1]); one whose scale cannot be known is reported by name. Each image is then brought to `size` x `size`. The default is `center-crop`:
 scale the shorter side to `size` (bicubic), then crop the centre, which keeps the aspect ratio. The
 alternative is `resize`, which stretches to `size` x `size`. Pixel values are float32 in [0, 1].
 Unreadable files are reported by path with a count, and loading stops unless `skip_bad=True`.
@@ -29,38 +30,73 @@ REAL = "real"
 class BadImagesError(ValueError):
     """Some image files could not be decoded; `.bad` holds (path, reason) for each."""
 
-    def __init__(self, bad: list[tuple[Path, str]]):
+    def __init__(self, bad: list[tuple[Path, str]], hint: str = "pass skip_bad=True / --skip-bad to leave them out"):
         self.bad = bad
         shown = "\n".join(f"  {p}: {why}" for p, why in bad[:20])
         more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
-        super().__init__(f"{len(bad)} unreadable image file(s) (pass skip_bad=True / --skip-bad to leave them out):\n{shown}{more}")
+        super().__init__(f"{len(bad)} unreadable image file(s) ({hint}):\n{shown}{more}")
 
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files under `folder`, recursively, sorted (a stable order: indices mean the same files)."""
     folder = Path(folder)
+    if folder.is_file():
+        raise NotADirectoryError(f"image folder {folder} is a file, not a folder")
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _fit_size(im, size: int | None, mode: str):
+    """`im` brought to size x size: the shorter side scaled (bicubic) and the centre cropped, or stretched."""
+    from PIL import Image
+
+    if size is None:
+        return im
+    if mode == "resize":
+        return im.resize((size, size), Image.Resampling.BICUBIC)
+    w, h = im.size
+    if (w, h) == (size, size):
+        return im
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    im = im.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+
+def _high_depth_gray(im, path: Path) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float grayscale image as float32 (H, W) in [0, 1], or a ValueError
+    saying why its scale cannot be known. convert("RGB") would clip it to 8 bits (a 16-bit PNG comes out
+    nearly white)."""
+    a = np.asarray(im)
+    if im.mode in _SIXTEEN_BIT:
+        return a.astype(np.float32) / np.float32(65535)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if im.mode == "I":  # 32-bit integers: Pillow's mode for 16-bit PNG/PGM/TIFF data in some versions
+        if lo >= 0 and hi <= 65535:
+            return a.astype(np.float32) / np.float32(65535)
+        raise ValueError(f"{path}: 32-bit integer image with values {lo:g}..{hi:g}; only 0..65535 (16-bit data) is understood")
+    if np.isfinite(a).all() and lo >= 0 and hi <= 1:  # mode F
+        return a.astype(np.float32)
+    raise ValueError(f"{path}: floating-point image with values {lo:g}..{hi:g}; only images already in [0, 1] are understood")
+
+
 def _load_one(path: Path, size: int | None, mode: str) -> np.ndarray:
+    """One image as (H, W, 3): uint8 for 8-bit images, float32 in [0, 1] for deeper ones. 8-bit modes (L, P, RGB, RGBA, CMYK, ...) go through
+    convert("RGB"); 16-bit (I;16), 32-bit integer (I) and float (F) grayscale keep their depth. Pillow
+    reads 16-bit RGB PNGs as 8-bit RGB (the high byte): correct in scale, 8 bits of precision."""
     from PIL import Image
 
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        if size is not None:
-            if mode == "center-crop":
-                w, h = im.size
-                scale = size / min(w, h)
-                if (w, h) != (size, size):
-                    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-                    im = im.resize((nw, nh), Image.Resampling.BICUBIC)
-                    left, top = (nw - size) // 2, (nh - size) // 2
-                    im = im.crop((left, top, left + size, top + size))
-            else:
-                im = im.resize((size, size), Image.Resampling.BICUBIC)
-        return np.asarray(im, dtype=np.uint8)
+        if im.mode in (*_SIXTEEN_BIT, "I", "F"):
+            gray = _fit_size(Image.fromarray(_high_depth_gray(im, path), mode="F"), size, mode)
+            g = np.clip(np.asarray(gray, dtype=np.float32), 0, 1)
+            return np.repeat(g[:, :, None], 3, axis=2)
+        return np.asarray(_fit_size(im.convert("RGB"), size, mode), dtype=np.uint8)
 
 
 def load_images(
@@ -98,8 +134,14 @@ def load_images(
         raise ValueError(
             f"images have different sizes {sorted(shapes)[:4]}...: pass size= (--size) to resize or crop them to one size"
         )
-    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-    return batch.float().div_(255.0).contiguous(), keep
+    deep = [i for i, a in enumerate(arrays) if a.dtype != np.uint8]
+    eight = [i for i, a in enumerate(arrays) if a.dtype == np.uint8]
+    batch = torch.empty((len(arrays), *arrays[0].shape), dtype=torch.float32)
+    if eight:  # one uint8 -> [0, 1] conversion for the whole batch
+        batch[eight] = torch.from_numpy(np.stack([arrays[i] for i in eight])).float().div_(255.0)
+    if deep:
+        batch[deep] = torch.from_numpy(np.stack([arrays[i] for i in deep]))
+    return batch.permute(0, 3, 1, 2).contiguous(), keep
 
 
 def stratified_split(labels: Sequence[int], seed: int = 0,
@@ -141,6 +183,8 @@ class ImageFolderGM:
 
     def __post_init__(self):
         self.root = Path(self.root)
+        if self.root.is_file():
+            raise NotADirectoryError(f"dataset root {self.root} is a file, not a folder (ROOT/real/** + ROOT/<model>/**)")
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root {self.root} does not exist")
         if not (self.root / REAL).is_dir():

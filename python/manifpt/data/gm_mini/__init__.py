@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...io import sha256_file
 from . import reals as real_sets
 
 NAME = "gm-mini"
@@ -40,7 +41,7 @@ def verify(root: str | Path = SHIPPED) -> dict:
         f = root / name
         if not f.is_file():
             raise FileNotFoundError(f"GM-Mini file {f} is missing (listed in {path})")
-        if real_sets.sha256_file(f) != digest:
+        if sha256_file(f) != digest:
             raise ValueError(f"GM-Mini file {f} is corrupt: its SHA-256 differs from {path}")
     return manifest
 
@@ -96,7 +97,7 @@ def materialize(out: str | Path | None = None, root: str | Path = SHIPPED) -> Pa
     per torchrun rank) never leaves a half-written folder behind."""
     root = Path(root)
     manifest = verify(root)
-    key = real_sets.sha256_file(root / "manifest.json")[:12]
+    key = sha256_file(root / "manifest.json")[:12]
     out = Path(out) if out is not None else cache_dir() / f"{NAME}-{key}"
     if (out / ".complete").is_file():
         return out

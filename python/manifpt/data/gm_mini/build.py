@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...io import atomic_write
+from ...io import atomic_write, sha256_file
 from . import reals as real_sets
 
 SHEET_COLUMNS = 25
@@ -206,7 +206,7 @@ def build(out: Path, *, quick: bool = False, jobs: int | None = None, force: boo
         "name": "gm-mini", "format": 1, "size": 32, "sheet_columns": SHEET_COLUMNS, "quick": quick,
         "samples_per_model": {s.model: records[s.model]["samples"] for s in specs},
         "real_sets": {k: {"count": len(v), "sha256": real_sets.sha256_array(v)} for k, v in reals.items()},
-        "files": {f: real_sets.sha256_file(out / f) for f in files},
+        "files": {f: sha256_file(out / f) for f in files},
         "built_with": {"torch": torch.__version__, "numpy": np.__version__, "threads_per_model": 1,
                        "wall_seconds": round(time.time() - t0, 1)},
     }

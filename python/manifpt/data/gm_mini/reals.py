@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...io import sha256_file
+
 SIZE = 32
 PHOTO_COUNT = 1600
 PHOTO_SEED = 20261128
@@ -67,10 +69,6 @@ PHOTO_SOURCES = [
     ("matplotlib", "grace_hopper.jpg", _matplotlib, "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
      "public domain (US Navy photograph)"),
 ]
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def sha256_array(a: np.ndarray) -> str:

@@ -1,0 +1,147 @@
+"""The one training loop: the Attributor, every torch baseline and ssl-pretrain train through `train`.
+
+    history = train(model, optimizer, n, batch_loss, score=val_accuracy, epochs=30, batch_size=64,
+                    patience=5, seed=0, checkpoint="ckpt.pt", resume=True, settings={...})
+
+What it guarantees:
+- **seeded**: the shuffling comes from one torch.Generator (seeded with `seed`, or passed in to be shared
+  across several calls, as Marra19's incremental steps do); `batch_loss(idx, generator)` draws its
+  augmentations from the same generator, so the whole run is a function of the seed;
+- **early stopping**: once `score()` (higher is better, e.g. validation accuracy) has not improved for
+  `patience` epochs; the best epoch's weights are loaded at the end. Without `score`, every epoch is
+  the best so far (the last one is kept);
+- **atomic checkpoints** after every epoch: model, optimizer, generator, torch's global RNG (dropout),
+  best state, history and `extra` (a dict of tensors and plain values the caller needs back), written
+  to a temporary file and renamed, so a kill never leaves a half file. Only tensors and plain values:
+  it loads with `torch.load(weights_only=True)`;
+- **bit-exact resume**: with `resume=True` and a checkpoint of the same `settings`, training continues
+  after its last epoch and ends with the weights an uninterrupted run would have. A checkpoint of other
+  settings is refused, naming the keys that differ.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .io import atomic_write
+
+CHECKPOINT_FORMAT = "manifpt-train-v1"
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by `train`, read without unpickling arbitrary objects."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a folder, not a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, corrupt or foreign: say which file and why
+        raise ValueError(f"cannot read checkpoint {path} (truncated or not a manifpt checkpoint): {type(e).__name__}: {e}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a manifpt training checkpoint ({CHECKPOINT_FORMAT})")
+    return state
+
+
+def settings_diff(old: dict, new: dict) -> list[str]:
+    """The keys whose values differ between two settings dicts (a key missing on one side differs)."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    num_samples: int,
+    batch_loss: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    *,
+    score: Callable[[], float] | None = None,
+    epochs: int,
+    batch_size: int,
+    patience: int | None = None,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    min_batch: int = 2,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    settings: dict | None = None,
+    extra: dict | None = None,
+    progress: str | None = None,
+) -> tuple[list[dict], dict]:
+    """Trains `model` for up to `epochs` epochs over `num_samples` samples in shuffled batches.
+
+    batch_loss(idx, generator) -> scalar loss of the samples `idx` (a LongTensor of positions).
+    Batches smaller than `min_batch` are skipped (BatchNorm cannot train on one sample; Barlow Twins
+    standardises over the batch) unless the whole set is that small. Returns (history, extra): one
+    {"epoch", "train_loss", "val_acc"} per epoch run, and `extra` as it stands (from the checkpoint on resume).
+    """
+    settings = dict(settings or {})
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+    start, best, best_epoch, best_state, history = 0, float("-inf"), -1, None, []
+    extra = dict(extra or {})
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        state = read_checkpoint(checkpoint)
+        diff = settings_diff(state["settings"], settings)
+        if diff:
+            raise ValueError(f"--resume: {checkpoint} was written with another configuration ({', '.join(diff)} differ): "
+                             "use another --out, or leave out --resume to start again")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start, best, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
+        best_state, history, extra = state["best_model"], state["history"], state["extra"]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=epochs, initial=start, desc=progress, unit="epoch")
+    for epoch in range(start, epochs):
+        if patience is not None and best_epoch >= 0 and epoch - best_epoch > patience:
+            break
+        model.train()
+        order = torch.randperm(num_samples, generator=gen)
+        total, n = 0.0, 0
+        for i in range(0, num_samples, batch_size):
+            idx = order[i : i + batch_size]
+            if len(idx) < min_batch and num_samples >= min_batch:
+                continue
+            loss = batch_loss(idx, gen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+            n += len(idx)
+        value = score() if score is not None else None
+        history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_acc": value})
+        if value is None or value > best:
+            best = best if value is None else value
+            best_epoch = epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if checkpoint is not None:
+            state = {"format": CHECKPOINT_FORMAT, "settings": settings, "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                     "epoch": epoch, "best_score": best, "best_epoch": best_epoch, "best_model": best_state,
+                     "history": history, "extra": extra}
+            atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
+        if bar is not None:
+            bar.set_postfix(loss=f"{total / max(n, 1):.3f}", **({} if value is None else {"val_acc": f"{value:.3f}"}))
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history, extra
+
+
+def accuracy_of(predict: Callable[[torch.Tensor], Any], x, y) -> Callable[[], float]:
+    """score() for `train`: the accuracy of predict(x) (labels) against y."""
+    y = torch.as_tensor(y)
+
+    def score() -> float:
+        return float((torch.as_tensor(predict(x)) == y).float().mean())
+
+    return score
