@@ -99,39 +99,41 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=epochs, initial=start, desc=progress, unit="epoch")
-    for epoch in range(start, epochs):
-        if patience is not None and best_epoch >= 0 and epoch - best_epoch > patience:
-            break
-        model.train()
-        order = torch.randperm(num_samples, generator=gen)
-        total, n = 0.0, 0
-        for i in range(0, num_samples, batch_size):
-            idx = order[i : i + batch_size]
-            if len(idx) < min_batch and num_samples >= min_batch:
-                continue
-            loss = batch_loss(idx, gen)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
-            n += len(idx)
-        value = score() if score is not None else None
-        history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_acc": value})
-        if value is None or value > best:
-            best = best if value is None else value
-            best_epoch = epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if checkpoint is not None:
-            state = {"format": CHECKPOINT_FORMAT, "settings": settings, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                     "epoch": epoch, "best_score": best, "best_epoch": best_epoch, "best_model": best_state,
-                     "history": history, "extra": extra}
-            atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
+    try:  # the bar is closed before an exception (Ctrl-C) propagates, so the caller's message comes last
+        for epoch in range(start, epochs):
+            if patience is not None and best_epoch >= 0 and epoch - best_epoch > patience:
+                break
+            model.train()
+            order = torch.randperm(num_samples, generator=gen)
+            total, n = 0.0, 0
+            for i in range(0, num_samples, batch_size):
+                idx = order[i : i + batch_size]
+                if len(idx) < min_batch and num_samples >= min_batch:
+                    continue
+                loss = batch_loss(idx, gen)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+                n += len(idx)
+            value = score() if score is not None else None
+            history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_acc": value})
+            if value is None or value > best:
+                best = best if value is None else value
+                best_epoch = epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if checkpoint is not None:
+                state = {"format": CHECKPOINT_FORMAT, "settings": settings, "model": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                         "epoch": epoch, "best_score": best, "best_epoch": best_epoch, "best_model": best_state,
+                         "history": history, "extra": extra}
+                atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
+            if bar is not None:
+                bar.set_postfix(loss=f"{total / max(n, 1):.3f}", **({} if value is None else {"val_acc": f"{value:.3f}"}))
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.set_postfix(loss=f"{total / max(n, 1):.3f}", **({} if value is None else {"val_acc": f"{value:.3f}"}))
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     return history, extra

@@ -171,7 +171,10 @@ bool pack_centred(const scalar_t* src, int64_t rows, int64_t D, const T* mu, T* 
     for (int64_t k = 0; k < D; ++k) {
       const T v = T(s[k]) - mu[k];
       d[k] = v;
-      acc += double(v) * double(v);
+      // Values near the float32 maximum can overflow the centring in float; their square is still finite
+      // in double. The row's norm then sends it to the direct float64 scan (row_bound is +inf).
+      const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);
+      acc += dv * dv;
     }
     finite = finite && std::isfinite(acc);
     sqnorm[r] = T(acc);
@@ -192,7 +195,8 @@ template <typename scalar_t>
 [[noreturn]] void fail_nonfinite(const char* name, const scalar_t* x, int64_t rows, int64_t D) {
   const int64_t r = first_nonfinite_row(x, rows, D);
   TORCH_CHECK(r < 0, "manifpt.project: ", name, " contains NaN or Inf (first at row ", r, ")");
-  TORCH_CHECK(false, "manifpt.project: ", name, " has values too large to square in float64 after centring on the reals' mean (overflow)");
+  TORCH_CHECK(false, "manifpt.project: ", name, " has values too large for float64: the sum of the reals or a squared "
+              "difference from their mean overflows (values near 1.8e308)");
 }
 
 // Which CPU code paths run: the best the CPU has, unless MANIFPT_CPU_ISA narrows it (the tests use

@@ -19,7 +19,7 @@ import torch
 
 from .. import backbones
 from ..io import sha256_file
-from . import Space, register
+from .registry import Space, register
 from .base import Embedder
 
 # File names torch.hub gives these weights (torchvision's ResNet50 V1/V2; Barlow Twins' backbone).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Space, register
+from .registry import Space, register
 from .base import Embedder
 
 

@@ -1,7 +1,7 @@
 """rgb: the images themselves, (B, 3, H, W)."""
 from __future__ import annotations
 
-from . import Space, register
+from .registry import Space, register
 from .base import Embedder
 
 

@@ -50,7 +50,7 @@ def samples(model: str, root: str | Path = SHIPPED, manifest: dict | None = None
     """The samples of one model, (n, 32, 32, 3) uint8, from its sheet."""
     from PIL import Image
 
-    from .build import unsheet
+    from .sheets import unsheet
 
     root = Path(root)
     manifest = manifest or json.loads((root / "manifest.json").read_text())

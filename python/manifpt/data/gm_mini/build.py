@@ -28,8 +28,8 @@ import numpy as np
 
 from ...io import atomic_write, sha256_file
 from . import reals as real_sets
+from .sheets import SHEET_COLUMNS, png_bytes, sheet
 
-SHEET_COLUMNS = 25
 SAMPLES = 500
 BATCH = 64
 FACTORS = ["family", "upsampling", "nonlinearity", "normalization", "loss", "training_set"]
@@ -87,29 +87,6 @@ def with_seeds(specs: list[Spec], seeds: int) -> list[Spec]:
     if seeds == 1:
         return list(specs)
     return [replace(s, model=f"{s.model}_seed{k}", seed=s.seed + 1000 * k) for s in specs for k in range(seeds)]
-
-
-def sheet(images: np.ndarray, columns: int = SHEET_COLUMNS) -> np.ndarray:
-    """(n, 32, 32, 3) uint8 -> one image of ceil(n / columns) rows (unused cells black)."""
-    n, h, w, c = images.shape
-    rows = -(-n // columns)
-    grid = np.zeros((rows * columns, h, w, c), np.uint8)
-    grid[:n] = images
-    return grid.reshape(rows, columns, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, columns * w, c)
-
-
-def unsheet(grid: np.ndarray, n: int, size: int = 32, columns: int = SHEET_COLUMNS) -> np.ndarray:
-    rows = grid.shape[0] // size
-    cells = grid.reshape(rows, size, columns, size, -1).transpose(0, 2, 1, 3, 4).reshape(rows * columns, size, size, -1)
-    return np.ascontiguousarray(cells[:n])
-
-
-def png_bytes(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
