@@ -13,6 +13,7 @@ import torch
 from manifpt.data import ImageFolderGM, load
 from manifpt.data import gm_mini
 from manifpt.data.gm_mini import build as gb
+from manifpt.data.gm_mini import sheets
 from manifpt.data.gm_mini import reals, zoo
 
 
@@ -123,9 +124,9 @@ def test_diffusion_respacing_with_every_step_is_plain_ddpm():
 
 def test_sheet_roundtrip():
     x = np.random.default_rng(0).integers(0, 256, (37, 32, 32, 3), dtype=np.uint8)
-    g = gb.sheet(x)
+    g = sheets.sheet(x)
     assert g.shape == (2 * 32, 25 * 32, 3)
-    assert np.array_equal(gb.unsheet(g, 37), x)
+    assert np.array_equal(sheets.unsheet(g, 37), x)
     assert np.array_equal(g[:32, 32:64], x[1])
 
 

@@ -98,6 +98,10 @@ class Attributor:
         self.device = torch.device(device)
         torch.manual_seed(seed)
         self.model = build_model(arch, tuple(input_shape), num_classes, weights).to(self.device)
+        # oneDNN's CPU convolutions run 20% faster on NHWC than NCHW at these sizes (benchmarks/RESULTS.md)
+        self._channels_last = len(input_shape) == 3
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
         self.history: list[dict] = []
@@ -112,7 +116,8 @@ class Attributor:
         self.std = x.std(dim=dims, keepdim=True)[0:1].clamp_min(1e-8)
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() - self.mean.to(x.device)) / self.std.to(x.device)).to(self.device)
+        x = ((x.float() - self.mean.to(x.device)) / self.std.to(x.device)).to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
 
     def _optimizer(self):
         c = self.config

@@ -57,12 +57,14 @@ def run_demo(out: Path, *, full: bool = False, data=None, device: str = "cpu", p
             r = json.loads((out / study / "results.json").read_text())
         elif study == "model-type":
             r = model_type.run_model_type(root, out / study, spaces=p["spaces"], seeds=p["seeds"], epochs=p["epochs"],
-                                  baselines=baselines, device=device, where=where, resume=resume)
+                                  baselines=baselines, device=device, where=where, resume=resume,
+                                  per_model=p.get("per_model"))
         elif study == "training-data":
-            r = training_data.run_training_data(root, out / study, spaces=p["spaces"], seeds=p["td_seeds"], epochs=p["td_epochs"],
-                                     device=device)
+            r = training_data.run_training_data(root, out / study, spaces=p["spaces"], seeds=p["td_seeds"],
+                                                epochs=p["td_epochs"], device=device, per_model=p.get("per_model"))
         else:
-            r = layer_type.run_layer_type(root, out / study, spaces=p["spaces"], device=device)
+            r = layer_type.run_layer_type(root, out / study, spaces=p["spaces"], device=device, per_model=p.get("per_model"),
+                                          max_dims=p.get("nmi_dims"))
         tables[study] = steps.table(r["rows"], columns[study])
         seconds[study] = prev["rows"][study] if study in prev["rows"] else round(time.time() - t0, 1)
         figures += [str(out / study / f) for f in r.get("figures", [])]

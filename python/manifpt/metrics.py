@@ -113,6 +113,17 @@ def fd_ratio(features, labels, *, seed: int = 0, max_dims: int | str | None = "a
     return {"fdr": ma / mi if mi > 0 else None, "inter": ma, "intra": mi, "dims": int(x.shape[1])}
 
 
+def top_components(features, k: int, *, seed: int = 0) -> np.ndarray:
+    """The features' projections on their top k principal components (seeded); unchanged when they have
+    at most k dimensions."""
+    x = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    if x.shape[1] <= k or len(x) <= k:
+        return x
+    from sklearn.decomposition import PCA
+
+    return PCA(k, random_state=seed).fit_transform(x)
+
+
 def nmi(features, factor_labels, *, seed: int = 0) -> float:
     """NMI between a k-means clustering of the features (k = number of factor values) and the factor."""
     from sklearn.cluster import KMeans

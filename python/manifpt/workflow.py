@@ -21,11 +21,11 @@ from .spaces import get_embedder
 
 
 def run_artifacts(data, space, out: Path, *, size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False,
-                  device="cpu", progress=True) -> dict:
+                  device="cpu", progress=True, per_model=None) -> dict:
     """Artifacts, labels and nearest-real indices of every generated image (.npy), the FD ratio of the
     artifacts across models, and a figure of one (fake, nearest real, artifact) triplet per model."""
     out = Path(out)
-    d = load_dataset(data, size, skip_bad)
+    d = load_dataset(data, size, skip_bad, per_model=per_model)
     ds, fakes, labels = d.ds, d.fakes, d.labels
     manifold, art = space_artifacts(d, space, weights=weights, neighbour_space=neighbour_space, device=device,
                                     cache_dir=out / "cache", progress=progress)
@@ -53,15 +53,15 @@ def run_artifacts(data, space, out: Path, *, size=DEFAULT_SIZE, weights=None, ne
 
 def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
             size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
-            open_set_score="energy", keep=0.95) -> dict:
+            open_set_score="energy", keep=0.95, per_model=None) -> dict:
     """An attributor on the artifacts of `space` (steps.fit_and_report). With `resume`, OUT/checkpoint.pt
     continues only if it was written for the same data, space and settings."""
     out = Path(out)
-    d = load_dataset(data, size, skip_bad)
+    d = load_dataset(data, size, skip_bad, per_model=per_model)
     _, art = space_artifacts(d, space, weights=weights, neighbour_space=neighbour_space, device=device,
                              cache_dir=out / "cache", progress=progress)
     extra = {"space": space, "data": str(Path(data).resolve()), "size": size,
-             "weights": None if weights is None else str(weights), "neighbour_space": neighbour_space}
+             "weights": None if weights is None else str(weights), "neighbour_space": neighbour_space, "per_model": per_model}
     return fit_and_report(d.ds, art, d.labels, d.positions, out, space=space, arch=arch, epochs=epochs, seed=seed,
                           batch_size=batch_size, optimizer=optimizer, resume=resume, device=device, progress=progress,
                           open_set_score=open_set_score, keep=keep, extra=extra)

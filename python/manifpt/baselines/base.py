@@ -66,17 +66,25 @@ class SklearnBaseline(Baseline):
         raise NotImplementedError
 
     def fit(self, images, labels, val_images=None, val_labels=None, *, checkpoint=None, resume: bool = False):
+        return self.fit_features(self.features(images), labels)
+
+    def fit_features(self, features: np.ndarray, labels):
+        """fit() on features already computed: they are a fixed function of the images, so a study that
+        fits several seeds on one set of images computes them once."""
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         self.model = make_pipeline(StandardScaler(), self._classifier())
-        self.model.fit(self.features(images), np.asarray(labels))
+        self.model.fit(features, np.asarray(labels))
         return self
 
     def predict(self, images) -> np.ndarray:
+        return self.predict_features(self.features(images))
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
         if self.model is None:
             raise RuntimeError(f"{self.name}: call fit() first")
-        return np.asarray(self.model.predict(self.features(images)), dtype=np.int64)
+        return np.asarray(self.model.predict(features), dtype=np.int64)
 
     def confidence(self, images) -> np.ndarray:
         f = self.features(images)
@@ -105,9 +113,14 @@ class TorchBaseline(Baseline):
     def optimizer(self, params):
         return torch.optim.Adam(params, lr=self.lr)
 
+    def _input(self, images: torch.Tensor, training: bool, gen) -> torch.Tensor:
+        x = self.transform(images, training, gen).to(self.device)
+        # oneDNN's CPU convolutions run faster on NHWC than NCHW (benchmarks/RESULTS.md)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
     def _batches(self, x, training, gen):
         for i in range(0, len(x), self.batch_size):
-            yield self.transform(x[i : i + self.batch_size], training, gen).to(self.device)
+            yield self._input(x[i : i + self.batch_size], training, gen)
 
     def settings(self) -> dict:
         """What a resumed checkpoint must match: the name and every plain constructor value."""
@@ -121,10 +134,10 @@ class TorchBaseline(Baseline):
         xv, yv = _check_images(val_images), torch.as_tensor(val_labels, dtype=torch.long)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        self.net = self.make_net(int(y.max()) + 1).to(self.device)
+        self.net = self.make_net(int(y.max()) + 1).to(self.device, memory_format=torch.channels_last)
 
         def batch_loss(idx, g):
-            logits = self.net.head(self.net.features(self.transform(x[idx], True, g).to(self.device)))
+            logits = self.net.head(self.net.features(self._input(x[idx], True, g)))
             return nn.functional.cross_entropy(logits, y[idx].to(self.device))
 
         train(self.net, self.optimizer(self.net.parameters()), len(x), batch_loss, score=accuracy_of(self.predict, xv, yv),

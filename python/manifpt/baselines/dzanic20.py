@@ -23,19 +23,41 @@ from .base import SklearnBaseline, _check_images, grayscale
 BINS = 200
 
 
-def _radial(mag: np.ndarray, r: np.ndarray, rmax: float) -> tuple[np.ndarray, np.ndarray]:
-    keep = r > rmax / 2
-    edges = np.linspace(rmax / 2, rmax, BINS + 1)
-    which = np.clip(np.digitize(r[keep], edges) - 1, 0, BINS - 1)
-    sums = np.bincount(which, mag[keep], minlength=BINS)
-    counts = np.bincount(which, minlength=BINS)
-    y = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    for i in np.flatnonzero(np.isnan(y)):  # empty bin: mean of the nearest non-empty neighbours
-        left = y[:i][~np.isnan(y[:i])]
-        right = y[i + 1 :][~np.isnan(y[i + 1 :])]
-        y[i] = np.mean([v for v in (left[-1] if len(left) else None, right[0] if len(right) else None) if v is not None])
-    y = np.convolve(np.pad(y, 2, mode="edge"), np.ones(5) / 5, mode="valid")
-    return (edges[:-1] + edges[1:]) / 2, y
+class _RadialBins:
+    """The radial binning of one image size, shared by every image: which pixels (radius above half the
+    corner radius) fall in which of the BINS bins, and how the empty bins are filled. Empty bins are filled
+    in increasing order with the mean of their left neighbour (already filled) and the nearest non-empty
+    bin on their right, as the per-image loop of the reference recipe does."""
+
+    def __init__(self, h: int, w: int):
+        yy, xx = np.meshgrid(np.arange(h) - h // 2, np.arange(w) - w // 2, indexing="ij")
+        r = np.sqrt(yy**2 + xx**2).ravel()
+        rmax = r.max()
+        self.keep = r > rmax / 2
+        self.edges = np.linspace(rmax / 2, rmax, BINS + 1)
+        self.which = np.clip(np.digitize(r[self.keep], self.edges) - 1, 0, BINS - 1)
+        self.counts = np.bincount(self.which, minlength=BINS)
+        full = np.flatnonzero(self.counts > 0)
+        self.fill = []  # (empty bin, the bins whose mean it takes), in the order they are filled
+        for i in np.flatnonzero(self.counts == 0):
+            right = full[full > i]
+            self.fill.append((i, [*([i - 1] if i > 0 else []), *right[:1]]))
+
+    def profiles(self, mags: np.ndarray) -> np.ndarray:
+        """(n, H*W) magnitudes -> (n, BINS) smoothed radial means (moving average of 5, edges repeated)."""
+        n = len(mags)
+        # one bincount over (image, bin): each bin's sum accumulates its pixels in the same order as a
+        # per-image bincount would, so the numbers are those of the per-image loop
+        flat = (np.arange(n)[:, None] * BINS + self.which[None, :]).ravel()
+        sums = np.bincount(flat, mags[:, self.keep].ravel(), minlength=n * BINS).reshape(n, BINS)
+        y = np.where(self.counts > 0, sums / np.maximum(self.counts, 1), np.nan)
+        for i, neighbours in self.fill:
+            y[:, i] = np.mean(y[:, neighbours], axis=1)
+        return np.stack([np.convolve(np.pad(row, 2, mode="edge"), np.ones(5) / 5, mode="valid") for row in y])
+
+    @property
+    def centres(self) -> np.ndarray:
+        return (self.edges[:-1] + self.edges[1:]) / 2
 
 
 def decay_features(images: torch.Tensor) -> np.ndarray:
@@ -43,15 +65,13 @@ def decay_features(images: torch.Tensor) -> np.ndarray:
 
     g = (grayscale(images) * 255.0).double()
     mags = torch.fft.fftshift(torch.fft.fft2(g), dim=(-2, -1)).abs().numpy()
-    h, w = g.shape[-2:]
-    yy, xx = np.meshgrid(np.arange(h) - h // 2, np.arange(w) - w // 2, indexing="ij")
-    r = np.sqrt(yy**2 + xx**2).ravel()
-    rmax = r.max()
+    bins = _RadialBins(*g.shape[-2:])
+    profiles = bins.profiles(mags.reshape(len(mags), -1))
+    xs = bins.centres[BINS // 4 :]
+    x1 = xs[0]
     out = np.zeros((len(mags), 3))
-    for i, m in enumerate(mags):
-        x, y = _radial(m.ravel(), r, rmax)
-        xs, ys = x[BINS // 4 :], y[BINS // 4 :]
-        x1 = xs[0]
+    for i, y in enumerate(profiles):
+        ys = y[BINS // 4 :]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:

@@ -14,6 +14,8 @@ def add_data(p: argparse.ArgumentParser, space: bool = True, default: str | None
     if space:
         p.add_argument("--space", choices=spaces.names(), default="rgb", help=spaces.help_text())
     p.add_argument("--size", type=int, default=32, help="images are brought to SIZE x SIZE (default 32)")
+    p.add_argument("--per-model", type=int, default=None, metavar="N",
+                   help="at most N generated images per model (the same seeded subset on every run): a quick look")
     p.add_argument("--weights", default=None, help="local weights file for sl/ssl (never downloaded)")
     p.add_argument("--neighbour-space", choices=("rgb",), default=None,
                    help="search the nearest real in RGB, take the difference in --space (the authors' code)")
@@ -37,6 +39,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
 
 
 def check_positive(args, *names: str) -> None:
+    names = (*names, "per_model")
     for name in names:
         value = getattr(args, name, None)
         if value is not None and value < 1:
@@ -53,7 +56,7 @@ def resolve_data(args) -> None:
 
 def data_kwargs(args, device: str) -> dict:
     return dict(size=args.size, weights=args.weights, neighbour_space=args.neighbour_space, skip_bad=args.skip_bad,
-                device=device)
+                device=device, per_model=args.per_model)
 
 
 def parse_spaces(text: str, allow_none: bool = False) -> list[str]:

@@ -54,6 +54,8 @@ def add_parser(sub):
     add_train(e)
     e = _study(esub, "layer-type", "Table 6: NMI of artifact clusters against each design factor")
     e.add_argument("--factors", default=None, help="comma-separated models.csv columns (default: all)")
+    e.add_argument("--components", type=int, default=None, metavar="K",
+                   help="cluster the artifacts' top K principal components instead of every dimension (faster)")
     for name, help in (("robustness", "accuracy under JPEG, rescaling, blur, noise and crops of the test images"),
                        ("open-set", "leave-one-model-out: AUROC of known vs unknown generators, closed-set accuracy")):
         e = _study(esub, name, help, SPACES_OR_NONE)
@@ -95,7 +97,9 @@ def run(args) -> int:
         text = ex.table(r["rows"], training_data.COLUMNS)
     elif study == "layer-type":
         factors = [f.strip() for f in args.factors.split(",")] if args.factors else None
-        r = ex.run_layer_type(args.data, args.out, spaces=parse_spaces(args.spaces), factors=factors, **kw)
+        check_positive(args, "components")
+        r = ex.run_layer_type(args.data, args.out, spaces=parse_spaces(args.spaces), factors=factors,
+                              max_dims=args.components, **kw)
         text = ex.table(r["rows"], layer_type.COLUMNS)
     else:
         spaces, names = parse_spaces(args.spaces, allow_none=True), parse_baselines(args.baselines)

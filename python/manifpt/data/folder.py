@@ -175,6 +175,7 @@ class ImageFolderGM:
     size: int | None = None
     mode: str = "center-crop"
     where: dict[str, str] | None = None  # keep only the models whose models.csv row has these values
+    per_model: int | None = None  # at most this many images per model: a seeded random subset (quick runs)
     models: list[str] = field(init=False)
     real_files: list[Path] = field(init=False)
     files: list[Path] = field(init=False)
@@ -206,11 +207,16 @@ class ImageFolderGM:
             self.models = [m for m in self.models if all(self.factors[m][k] == v for k, v in self.where.items())]
             if not self.models:
                 raise ValueError(f"where={self.where}: no model of {self.root} matches")
+        if self.per_model is not None and self.per_model < 1:
+            raise ValueError(f"per_model must be >= 1, got {self.per_model}")
         self.files, self.labels = [], []
         for label, model in enumerate(self.models):
             files = list_images(self.root / model)
             if not files:
                 raise ValueError(f"model folder {self.root / model} holds no images")
+            if self.per_model is not None and len(files) > self.per_model:  # the same subset on every run
+                keep = sorted(random.Random(f"{model}:{self.per_model}").sample(range(len(files)), self.per_model))
+                files = [files[i] for i in keep]
             self.files += files
             self.labels += [label] * len(files)
 

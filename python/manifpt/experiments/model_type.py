@@ -15,9 +15,11 @@ import torch
 import manifpt_ext
 
 from .. import metrics, viz
+from ..baselines import BASELINES, make_baseline
+from ..baselines.base import SklearnBaseline
 from ..io import atomic_save_npy, atomic_write_json
 from ..manifold import Artifacts
-from .steps import (DEFAULT_SIZE, check_baseline_overrides, drop_identical, fit_and_report, fit_baseline, load_dataset,
+from .steps import (DEFAULT_SIZE, baseline_params, check_baseline_overrides, drop_identical, fit_and_report, fit_baseline, load_dataset,
                     mean_std_pct, mean_std_row, resume_state, save_result, space_artifacts, split_rows)
 
 PIXEL_CONTROL = "control: images"  # the row of the attributor on the images, not their artifacts
@@ -29,7 +31,7 @@ COLUMNS = [("method", "method"), ("space", "space"), ("accuracy % (mean +- std)"
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
                    size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
                    baselines=(), baseline_preset="cpu", baseline_args: dict | None = None, where: dict | None = None,
-                   resume: bool = False, pixel_control: bool = False) -> dict:
+                   resume: bool = False, pixel_control: bool = False, per_model: int | None = None) -> dict:
     """Table 1. `where` (e.g. {"training_set": "photo"}) keeps the models whose models.csv row matches: the
     paper compares models of one training set. `baseline_args` ({name: {param: value}}) overrides
     constructor arguments of the preset. `pixel_control` adds a row of ManiFPT's attributor trained, with
@@ -43,13 +45,13 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
     check_baseline_overrides(baseline_args, baseline_preset, size, epochs, device)
     rows, panels, triplet_arts = [], {}, {}
     triplet_rows = nearest = None
-    d = load_dataset(data, size, skip_bad, where)  # decoded once for every space and baseline
+    d = load_dataset(data, size, skip_bad, where, per_model)  # decoded once for every space and baseline
     ds, fakes, labels, positions = d.ds, d.fakes, d.labels, d.positions
     prev = resume_state(out / "progress.json", {
         "data": str(Path(data).resolve()), "where": where, "models": ds.models, "images": len(labels), "size": size,
         "spaces": spaces, "weights": weights, "neighbour_space": neighbour_space, "seeds": seeds, "arch": arch,
         "epochs": epochs, "batch_size": batch_size, "baselines": baselines, "baseline_preset": baseline_preset,
-        "baseline_args": baseline_args, "pixel_control": pixel_control}, resume)
+        "baseline_args": baseline_args, "pixel_control": pixel_control, "per_model": per_model}, resume)
     finished = {(r["method"], r["space"]): r for r in prev["rows"]}
 
     def done_seeds(method, space):  # (accuracies, fdr) of the seeds an interrupted run finished for this row
@@ -68,7 +70,7 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         for seed in range(len(accs), seeds):
             r = fit_and_report(ds, art, labels, positions, out / space / f"seed{seed}", space=space, arch=arch,
                                epochs=epochs, seed=seed, batch_size=batch_size, resume=prev["resumed"], device=device,
-                               progress=progress, figures=seed == 0,
+                               progress=progress, figures=seed == 0, report=False,
                                extra={"space": space, "data": str(Path(data).resolve()), "size": size,
                                       "weights": None if w is None else str(w), "neighbour_space": neighbour_space})
             accs.append(r["accuracy"])
@@ -103,14 +105,19 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         features = out / "features" / f"{name}.npy"  # seed 0's features of all generated images
         if accs:  # seed 0 finished: its features are on disk
             panels[f"{name} features"] = (np.load(features, allow_pickle=False), labels.numpy())
+        # hand-crafted features are a fixed function of the images: computed once, for every seed
+        fixed = None
+        if issubclass(BASELINES[name], SklearnBaseline) and len(accs) < seeds:
+            fixed = make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, 0, device,
+                                                          overrides=baseline_args.get(name))).features(fakes)
         for seed in range(len(accs), seeds):
             b, acc = fit_baseline(name, fakes, labels, split_rows(ds, seed, positions), preset=baseline_preset, size=size,
                                   epochs=epochs, seed=seed, device=device, progress=progress,
-                                  overrides=baseline_args.get(name), resume=prev["resumed"],
+                                  overrides=baseline_args.get(name), resume=prev["resumed"], features=fixed,
                                   checkpoint=out / "baselines" / name / f"seed{seed}" / "checkpoint.pt")
             accs.append(acc)
             if seed == 0:  # FDR and t-SNE over all generated images, as for the artifacts
-                feats = b.features(fakes)
+                feats = fixed if fixed is not None else b.features(fakes)
                 fdr = metrics.fd_ratio(feats, labels.numpy())["fdr"]
                 panels[f"{name} features"] = (feats, labels.numpy())
                 atomic_save_npy(features, feats)

@@ -24,11 +24,11 @@ SUMMARY_COLUMNS = [("method", "method"), ("AUROC", lambda x: f"{x['auroc']:.3f}"
 
 def run_open_set(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), baseline_preset="cpu", method="energy", keep=0.95,
                  seed=0, arch="small", epochs=30, batch_size=64, size=DEFAULT_SIZE, weights=None, skip_bad=False, device="cpu",
-                 progress=True) -> dict:
+                 progress=True, per_model=None) -> dict:
     if not 0 < keep <= 1:
         raise ValueError(f"--keep must be in (0, 1], got {keep}")
     out = Path(out)
-    d = load_dataset(data, size, skip_bad)
+    d = load_dataset(data, size, skip_bad, per_model=per_model)
     ds, fakes, labels = d.ds, d.fakes, d.labels
     if len(ds.models) < 3:
         raise ValueError(f"open-set needs at least 3 models (2 known + 1 held out), {data} has {len(ds.models)}")

@@ -28,9 +28,9 @@ def pivot(rows: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
 
 def run_robustness(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), baseline_preset="cpu", augment=False, seed=0,
                    arch="small", epochs=30, batch_size=64, size=DEFAULT_SIZE, weights=None, skip_bad=False, device="cpu",
-                   progress=True) -> dict:
+                   progress=True, per_model=None) -> dict:
     out = Path(out)
-    d = load_dataset(data, size, skip_bad)
+    d = load_dataset(data, size, skip_bad, per_model=per_model)
     ds, fakes, labels = d.ds, d.fakes, d.labels
     parts = split_rows(ds, seed, d.positions)
     test = parts["test"]

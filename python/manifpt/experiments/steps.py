@@ -41,8 +41,9 @@ class Loaded:
     positions: list[int]
 
 
-def load_dataset(data: Path, size: int = DEFAULT_SIZE, skip_bad: bool = False, where: dict | None = None) -> Loaded:
-    ds = ImageFolderGM(data, size=size, where=where)
+def load_dataset(data: Path, size: int = DEFAULT_SIZE, skip_bad: bool = False, where: dict | None = None,
+                 per_model: int | None = None) -> Loaded:
+    ds = ImageFolderGM(data, size=size, where=where, per_model=per_model)
     reals, _ = ds.load_reals(skip_bad=skip_bad)
     return Loaded(ds, reals, *ds.load_all(skip_bad=skip_bad))
 
@@ -117,17 +118,24 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
 
 
 def fit_baseline(name: str, images, labels, parts: dict[str, torch.Tensor], *, preset="cpu", size=DEFAULT_SIZE, epochs=30,
-                 seed=0, device="cpu", progress=False, overrides=None, checkpoint=None, resume=False):
+                 seed=0, device="cpu", progress=False, overrides=None, checkpoint=None, resume=False, features=None):
     """A baseline trained on images[parts["train"]] (validated on parts["val"]) and, when parts has a
-    "test" part, its accuracy there (else None): the fit-and-score step for baselines."""
+    "test" part, its accuracy there (else None): the fit-and-score step for baselines. `features`: a
+    hand-crafted baseline's features of every row of `images`, computed once for all seeds."""
     from ..baselines import make_baseline
+    from ..baselines.base import SklearnBaseline
 
     b = make_baseline(name, **baseline_params(name, preset, size, epochs, seed, device, progress, overrides=overrides))
-    b.fit(images[parts["train"]], labels[parts["train"]], images[parts["val"]], labels[parts["val"]],
-          checkpoint=checkpoint, resume=resume)
+    if features is not None and isinstance(b, SklearnBaseline):
+        b.fit_features(features[parts["train"]], labels[parts["train"]])
+        predict = lambda rows: b.predict_features(features[rows])  # noqa: E731
+    else:
+        b.fit(images[parts["train"]], labels[parts["train"]], images[parts["val"]], labels[parts["val"]],
+              checkpoint=checkpoint, resume=resume)
+        predict = lambda rows: b.predict(images[rows])  # noqa: E731
     if "test" not in parts:
         return b, None
-    return b, metrics.accuracy(b.predict(images[parts["test"]]), labels[parts["test"]].numpy())
+    return b, metrics.accuracy(predict(parts["test"]), labels[parts["test"]].numpy())
 
 
 def check_baseline_overrides(baseline_args: dict, preset: str, size: int, epochs: int, device: str) -> None:
@@ -203,10 +211,11 @@ def as_numpy(x) -> np.ndarray:
 
 def fit_and_report(ds: ImageFolderGM, art: Artifacts, labels, positions, out: Path, *, space, arch="small", epochs=30,
                    seed=0, batch_size=64, optimizer="adamw", resume=False, device="cpu", progress=True, extra: dict,
-                   figures=True, open_set_score="energy", keep=0.95) -> dict:
+                   figures=True, open_set_score="energy", keep=0.95, report=True) -> dict:
     """The attributor of one split (`seed`) on the artifacts, with what `manifpt fit` reports: accuracy,
-    confusion, calibration (temperature, ECE before and after), the open-set threshold; writes model.pt
-    (with `extra`: what it was trained on), results.json and the confusion figure into `out`."""
+    confusion and, with `report`, calibration (temperature, ECE before and after) and the open-set
+    threshold (a study that only tables the accuracy skips them); writes model.pt (with `extra`: what it
+    was trained on), results.json and the confusion figure into `out`."""
     import time
 
     from .. import viz
@@ -219,18 +228,21 @@ def fit_and_report(ds: ImageFolderGM, art: Artifacts, labels, positions, out: Pa
                               optimizer=optimizer, device=device, progress=progress, checkpoint=out / "checkpoint.pt",
                               resume=resume, settings=extra)
     test_x, test_y = x[parts["test"]], y[parts["test"]].numpy()
-    before = metrics.expected_calibration_error(att.predict(test_x)[1].numpy(), test_y)
-    att.calibrate(x[parts["val"]], y[parts["val"]])
     pred, probs = att.predict(test_x)
-    calibration = {"temperature": att.temperature, "ece_test_before": before,
-                   "ece_test_after": metrics.expected_calibration_error(probs.numpy(), test_y)}
-    att.fit_open_set(x[parts["val"]], open_set_score, keep, x[parts["train"]], y[parts["train"]])
+    result = {"space": space, "arch": arch, "seed": seed, "accuracy": acc, "models": ds.models}
+    if report:
+        before = metrics.expected_calibration_error(probs.numpy(), test_y)
+        att.calibrate(x[parts["val"]], y[parts["val"]])
+        _, probs = att.predict(test_x)
+        result["calibration"] = {"temperature": att.temperature, "ece_test_before": before,
+                                 "ece_test_after": metrics.expected_calibration_error(probs.numpy(), test_y)}
+        att.fit_open_set(x[parts["val"]], open_set_score, keep, x[parts["train"]], y[parts["train"]])
+        result["open_set"] = att.open_set
     cm = metrics.confusion_matrix(pred.numpy(), test_y, len(ds.models))
     att.save(out / "model.pt", extra={**extra, "seed": seed})
-    result = {"space": space, "arch": arch, "seed": seed, "accuracy": acc, "confusion": cm.tolist(), "models": ds.models,
-              "train_seconds": time.perf_counter() - t0, "sizes": {k: len(v) for k, v in parts.items()},
-              "identical_excluded": int((~keep_rows).sum()), "history": att.history, "calibration": calibration,
-              "open_set": att.open_set}
+    result.update({"confusion": cm.tolist(), "train_seconds": time.perf_counter() - t0,
+                   "sizes": {k: len(v) for k, v in parts.items()}, "identical_excluded": int((~keep_rows).sum()),
+                   "history": att.history})
     if figures:
         viz.confusion_figure(cm, ds.models, out / "confusion.png", title=f"ManiFPT {space}: {100 * acc:.1f}%")
         result["figures"] = ["confusion.png"]

@@ -21,10 +21,10 @@ COLUMNS = [("space", "space"), ("model type", "model_type"), ("training sets", l
 
 def run_training_data(data, out: Path, *, spaces=("rgb", "freq"), type_column="type", target_column="training_set",
                       seeds=3, arch="small", epochs=30, batch_size=64, size=DEFAULT_SIZE, weights=None, neighbour_space=None,
-                      skip_bad=False, device="cpu", progress=True) -> dict:
+                      skip_bad=False, device="cpu", progress=True, per_model=None) -> dict:
     out = Path(out)
     rows = []
-    d = load_dataset(data, size, skip_bad)
+    d = load_dataset(data, size, skip_bad, per_model=per_model)
     ds, labels = d.ds, d.labels
     mtype, target = factor_column(ds, type_column), factor_column(ds, target_column)
     for space in spaces:
