@@ -49,6 +49,10 @@ def _backward(ctx, grad_artifact, grad_index, grad_distance):
 
 torch.library.register_autograd("manifpt::project", _backward, setup_context=_setup_context)
 
+# The CUDA kernel under the emulation (tests): the same contract, so the same fake and gradient.
+torch.library.register_fake("manifpt::_project_cuda_emulated")(_project_fake)
+torch.library.register_autograd("manifpt::_project_cuda_emulated", _backward, setup_context=_setup_context)
+
 
 @torch.library.register_fake("manifpt::row_sqdist")
 def _row_sqdist_fake(a, b):

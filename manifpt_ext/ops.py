@@ -78,6 +78,42 @@ def project(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n
     return Projection(artifact, index, distance)
 
 
+def _project_cuda_emulated(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n: int = 0) -> Projection:
+    """The CUDA kernel of :func:`project`, run on CPU threads by the CUDA emulation. For tests.
+
+    The same device code and host launcher as the CUDA op (csrc/ops/project/project_kernels.cuh and
+    project_launch.h), compiled for the CPU against csrc/testing/cuda_emu.h, so that the CUDA kernel
+    executes, with CUDA's launch rules and results bit for bit, on machines without a GPU. Takes and
+    returns CPU tensors (Tensor[M, *S], Tensor[N, *S] -> Projection as :func:`project`); ranks in
+    float32 (float64 for float64 inputs) as the device does. Slow: one fiber per CUDA thread.
+    """
+    _check(fakes, reals)
+    if tile_m < 0 or tile_n < 0:
+        raise ValueError(f"manifpt.project: tile_m and tile_n must be >= 0 (0 = automatic), got {tile_m} and {tile_n}")
+    artifact, index, distance = torch.ops.manifpt._project_cuda_emulated.default(fakes, reals, tile_m, tile_n)
+    return Projection(artifact, index, distance)
+
+
+def _cuda_probe(
+    kernel: str,
+    input: torch.Tensor,
+    grid: tuple[int, ...] = (1,),
+    block: tuple[int, ...] = (1,),
+    dynamic_smem: int = 0,
+    max_dynamic_smem: int = 0,
+) -> torch.Tensor:
+    """Runs one probe kernel (csrc/testing/probe_kernels.cuh) on input's device: the GPU for CUDA
+    tensors, the CUDA emulation for CPU tensors. For tests that hold the emulation to the device.
+
+    kernel: "index" -> Tensor[blocks * threads, 6] int64 (blockIdx, threadIdx per thread);
+    "shared" -> Tensor[blocks, 2] (checksum of dynamic_smem bytes of shared memory, aligned flag);
+    "warp" -> Tensor[K, 64] for int32 cases Tensor[K, 5]; "atomic" -> Tensor[7];
+    "convert" -> Tensor[n, 4] int32 for float32 Tensor[n]; "limits" -> Tensor[10] (the device's
+    launch limits). max_dynamic_smem > 0 first raises the kernel's dynamic shared memory limit.
+    """
+    return torch.ops.manifpt._cuda_probe.default(kernel, input, list(grid), list(block), dynamic_smem, max_dynamic_smem)
+
+
 def cuda_available() -> bool:
     """True when the CUDA kernel of manifpt::project was compiled into this build."""
     return torch._C._dispatch_has_kernel_for_dispatch_key("manifpt::project", "CUDA")

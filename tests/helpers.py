@@ -1,5 +1,7 @@
 """What the tests build: tensor pairs with a known answer, toy artifacts, small image folders (no data files in
 the repo). Imported by the test files as `from helpers import ...`; fixtures live in conftest.py."""
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,124 @@ def make_gm_folder(root: Path, n_real=12, n_model=6, size=(20, 24), seed=0) -> P
     save(root / "model_a" / "gray.png", g.integers(0, 256, (h, w), dtype=np.uint8))
     (root / "models.csv").write_text("model,family,upsampling\nmodel_a,GAN,nearest\nmodel_b,VAE,transposed\n")
     return root
+
+
+# ---- the CUDA kernels, on the GPU and under the CUDA emulation -----------------------------------------
+
+
+class KernelDevice:
+    """Where a test runs the project's CUDA kernels: "cuda" (the GPU, through the public op) or "emulated"
+    (the same device code and host launcher compiled for the CPU and run by the CUDA emulation, through
+    the private op manifpt_ext.ops._project_cuda_emulated). Inputs go through `to`."""
+
+    LIMIT_NAMES = (
+        "max_threads_per_block",
+        "max_block_x",
+        "max_block_y",
+        "max_block_z",
+        "max_grid_x",
+        "max_grid_y",
+        "max_grid_z",
+        "shared_per_block",
+        "shared_per_block_optin",
+        "warp_size",
+    )
+
+    def __init__(self, name):
+        self.name = name
+        self.device = torch.device("cuda" if name == "cuda" else "cpu")
+
+    def __repr__(self):
+        return self.name
+
+    def to(self, t):
+        return t.to(self.device)
+
+    def project(self, fakes, reals, **kw):
+        if self.name == "cuda":
+            return manifpt_ext.project(fakes, reals, **kw)
+        return manifpt_ext.ops._project_cuda_emulated(fakes, reals, **kw)
+
+    @property
+    def op(self):
+        """The op overload behind `project` (for torch.library.opcheck)."""
+        if self.name == "cuda":
+            return torch.ops.manifpt.project.default
+        return torch.ops.manifpt._project_cuda_emulated.default
+
+    def probe(self, kernel, input=None, grid=(1,), block=(1,), dynamic_smem=0, max_dynamic_smem=0):
+        x = torch.zeros(1) if input is None else input
+        return manifpt_ext.ops._cuda_probe(kernel, self.to(x), grid, block, dynamic_smem, max_dynamic_smem).cpu()
+
+    def limits(self):
+        return dict(zip(self.LIMIT_NAMES, self.probe("limits").tolist()))
+
+    def sparse_buffer(self, numel, dtype):
+        """A 1-D tensor of `numel` elements of which only the touched pages cost memory (CPU: an
+        anonymous MAP_NORESERVE mapping); on the GPU a plain allocation. None when it cannot be had."""
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        if self.name == "cuda":
+            free, _ = torch.cuda.mem_get_info()
+            if free < numel * itemsize + (2 << 30):
+                return None
+            return torch.empty(numel, dtype=dtype, device="cuda")
+        import mmap
+
+        map_noreserve = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform.startswith("linux") else 0)
+        try:
+            buf = mmap.mmap(-1, numel * itemsize, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | map_noreserve)
+        except (OSError, ValueError, OverflowError):
+            return None
+        return torch.frombuffer(buf, dtype=dtype, count=numel)
+
+
+KERNEL_DEVICES = [
+    pytest.param("cuda", marks=[requires_cuda, pytest.mark.cuda], id="cuda"),
+    pytest.param("emulated", id="emulated"),
+]
+
+
+def _sqdist64(x, y, chunk_elems=1 << 23):
+    rows = max(1, chunk_elems // max(1, y.shape[0] * y.shape[1]))
+    return torch.cat([((x[i : i + rows, None, :] - y[None]) ** 2).sum(-1) for i in range(0, x.shape[0], rows)])
+
+
+def assert_kernel_result(p, fakes, reals, max_uncertain=0.05):
+    """A result of the CUDA kernel against float64 arithmetic and manifpt_ext.project_reference.
+
+    The kernel ranks in its accumulation type (float32; float64 for float64 inputs), exact up to the
+    rounding of a sum of D squares, which moves a distance by at most a factor (1 + g) with
+    g = gamma_{D+2}. On every row whose float64 runner-up is farther than that from the minimum, the
+    index must be the reference's; on the other rows (at most `max_uncertain` of them, so the check
+    is not vacuous) the chosen real's float64 distance must lie within that factor of the minimum.
+    The artifact must equal fakes - reals[index] in the accumulation type exactly; the distance the
+    float64 distance of the chosen real to rtol max(1e-5, 2 g). Returns the mask of certain rows."""
+    m, n = fakes.shape[0], reals.shape[0]
+    d = math.prod(reals.shape[1:])
+    assert p.index.dtype == torch.long and p.distance.dtype == torch.float32
+    assert p.artifact.shape == fakes.shape and p.artifact.dtype == fakes.dtype and p.artifact.device == fakes.device
+    if m == 0:
+        return torch.ones(0, dtype=torch.bool)
+    index = p.index.cpu()
+    assert bool(((index >= 0) & (index < n)).all()), f"index out of range: {index}"
+    x = fakes.detach().cpu().reshape(m, d).double()
+    y = reals.detach().cpu().reshape(n, d).double()
+    d2 = _sqdist64(x, y)
+    u = 2.0**-53 if fakes.dtype == torch.float64 else 2.0**-24
+    g = (d + 2) * u / (1 - (d + 2) * u)
+    best = d2.min(dim=1).values
+    ref = manifpt_ext.project_reference(fakes.detach().cpu(), reals.detach().cpu()).index
+    rows = torch.arange(m)
+    others = d2.clone()
+    others[rows, ref] = math.inf
+    certain = others.min(dim=1).values > best * (1 + g) / (1 - g)
+    assert torch.equal(index[certain], ref[certain]), f"rows {rows[certain][index[certain] != ref[certain]].tolist()} differ"
+    chosen = d2[rows, index]
+    assert bool((chosen <= best * (1 + g) / (1 - g)).all()), "a chosen real is farther than rounding allows"
+    assert (~certain).float().mean().item() <= max_uncertain, f"{int((~certain).sum())} of {m} rows are near ties"
+    acc = torch.float64 if fakes.dtype == torch.float64 else torch.float32
+    flat_f, flat_r = fakes.detach().cpu().reshape(m, d), reals.detach().cpu().reshape(n, d)
+    want = (flat_f.to(acc) - flat_r[index].to(acc)).to(fakes.dtype).reshape(fakes.shape)
+    torch.testing.assert_close(p.artifact.cpu(), want, rtol=0, atol=0)
+    torch.testing.assert_close(p.distance.cpu(), chosen.float(), rtol=max(1e-5, 2 * g), atol=1e-6)
+    return certain

@@ -1,60 +1,339 @@
-"""manifpt_ext.project on CUDA: against the float64 reference and the CPU kernel. Skipped without a GPU
-(the kernel is still compiled in every build that has nvcc and a CUDA torch)."""
+"""manifpt::project's CUDA kernel, run on the GPU when there is one and always under the CUDA emulation
+(the same device code and host launcher on CPU threads): against float64 arithmetic and the reference,
+against the CPU op, at the edges of its index arithmetic and of CUDA's launch rules.
+
+One suite over the `kernel_device` fixture (conftest.py): "cuda" skips without a GPU, "emulated" always
+runs. The probe kernels (csrc/testing/probe_kernels.cuh) check the built-ins the kernels rely on against
+their definition, so that the emulation is held to the device wherever the suite meets one.
+"""
+import math
+
 import pytest
 import torch
-from helpers import assert_matches_reference, make_pair, requires_cuda
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from manifpt_ext import project
+import manifpt_ext
 
-pytestmark = [requires_cuda, pytest.mark.cuda]
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+SHAPES = [  # (M, N, trailing shape S); the kernel's block is 32 fakes, its tile 32 reals x 16 dims
+    (1, 1, (1,)),
+    (1, 37, (5,)),
+    (37, 1, (5,)),  # N = 1
+    (40, 50, (1,)),  # D = 1
+    (70, 90, (17,)),  # M and D not multiples of the block (32) and the staging width (16)
+    (129, 517, (3,)),
+    (300, 1100, (64,)),
+    (33, 65, (3, 8, 8)),  # image-shaped (M, C, H, W)
+    (0, 5, (2,)),
+]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize(
-    "m,n,shape",
-    [(1, 1, (1,)), (1, 37, (5,)), (37, 1, (5,)), (129, 517, (3,)), (300, 1100, (64,)), (33, 65, (3, 8, 8)), (0, 5, (2,))],
-    ids=str,
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("m,n,shape", SHAPES, ids=str)
+def test_matches_reference(kernel_device, make_inputs, check_kernel_result, m, n, shape, dtype):
+    x, y = make_inputs(m, n, shape, dtype, device=kernel_device.device)
+    check_kernel_result(kernel_device.project(x, y), x, y)
+
+
+def test_equals_cpu_op(kernel_device, make_inputs, check_kernel_result):
+    x, y = make_inputs(500, 2000, (96,), seed=1)
+    pc, pk = manifpt_ext.project(x, y), kernel_device.project(kernel_device.to(x), kernel_device.to(y))
+    certain = check_kernel_result(pk, kernel_device.to(x), kernel_device.to(y))
+    assert torch.equal(pc.index[certain], pk.index.cpu()[certain])
+    torch.testing.assert_close(pc.artifact[certain], pk.artifact.cpu()[certain], rtol=0, atol=0)
+
+
+def test_shared_large_offset(kernel_device, make_inputs, check_kernel_result):
+    # All vectors share one offset of scale 300 (noise 0.05): the direct form has no cancellation.
+    x, y = make_inputs(300, 700, (64,), device=kernel_device.device, seed=7, offset=300.0, noise=0.05)
+    check_kernel_result(kernel_device.project(x, y), x, y, max_uncertain=0.0)
+
+
+def test_ties_go_to_lowest_index_across_tiles(kernel_device):
+    g = torch.Generator().manual_seed(0)
+    uniq = torch.randn(40, 8, generator=g)
+    reals = kernel_device.to(torch.cat([uniq, uniq, uniq]))  # 120 reals: copies in other tiles of 32
+    fakes = kernel_device.to(torch.cat([uniq[[3, 7, 0, 39]], uniq[[3]] + 1e-3]))
+    p = kernel_device.project(fakes, reals)
+    assert p.index.tolist() == [3, 7, 0, 39, 3]
+    assert p.distance[:4].tolist() == [0.0] * 4
+    assert bool((p.artifact[:4] == 0).all())
+    # Equidistant distinct reals (exact in float32): the lower index wins.
+    p = kernel_device.project(kernel_device.to(torch.tensor([[1.0, 1.0]])), kernel_device.to(torch.tensor([[2.0, 1.0], [0.0, 1.0]])))
+    assert p.index.tolist() == [0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_integer_data_exact_ties(kernel_device, seed):
+    # Small integers: every distance is exact in float32, so the answer is certain, ties included.
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(-3, 4, (45, 5), generator=g).float().repeat(3, 1)
+    x = torch.randint(-3, 4, (70, 5), generator=g).float()
+    p = kernel_device.project(kernel_device.to(x), kernel_device.to(y))
+    r = manifpt_ext.project_reference(x, y)
+    assert torch.equal(p.index.cpu(), r.index)
+    assert torch.equal(p.distance.cpu(), r.distance)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    m=st.integers(1, 70),
+    n=st.integers(1, 80),
+    d=st.integers(1, 40),
+    dup=st.integers(1, 3),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31 - 1),
 )
-def test_cuda_matches_reference(m, n, shape, dtype):
-    x, y = make_pair(m, n, shape, dtype, device="cuda")
-    assert_matches_reference(project(x, y), x, y)
+def test_property_random_shapes_with_certain_answers(kernel_device, m, n, d, dup, dtype, seed):
+    # Small integers (exact in every dtype) and repeated reals: every distance is exact, so the index,
+    # ties included, is certain; shapes cross the block (32), tile (32) and staging (16) boundaries.
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(-4, 5, (n, d), generator=g).to(dtype).repeat(dup, 1)
+    x = torch.randint(-4, 5, (m, d), generator=g).to(dtype)
+    p = kernel_device.project(kernel_device.to(x), kernel_device.to(y))
+    r = manifpt_ext.project_reference(x, y)
+    assert torch.equal(p.index.cpu(), r.index) and torch.equal(p.distance.cpu(), r.distance)
+    assert torch.equal(p.artifact.cpu(), r.artifact)
 
 
-def test_cuda_equals_cpu():
-    x, y = make_pair(500, 2000, (96,), seed=1)
-    pc, pg = project(x, y), project(x.cuda(), y.cuda())
-    assert torch.equal(pc.index, pg.index.cpu())
-    torch.testing.assert_close(pc.artifact, pg.artifact.cpu(), rtol=0, atol=0)
-    torch.testing.assert_close(pc.distance, pg.distance.cpu(), rtol=1e-5, atol=1e-6)
+def test_non_contiguous_inputs(kernel_device, make_inputs, check_kernel_result):
+    x, y = make_inputs(40, 90, (6, 10), seed=1, device=kernel_device.device)
+    xt, yt = x.transpose(1, 2), y.transpose(1, 2)  # rows not contiguous inside: copied by the launcher
+    assert not xt.is_contiguous() and not yt.is_contiguous()
+    check_kernel_result(kernel_device.project(xt, yt), xt, yt)
+    xs, ys = x[::2], y[1::3]  # strided rows, contiguous inside: read in place
+    check_kernel_result(kernel_device.project(xs, ys), xs, ys)
+    ye = y[:1].expand(7, 6, 10)  # row stride 0
+    p = kernel_device.project(xs, ye)
+    assert p.index.tolist() == [0] * xs.shape[0]
+    check_kernel_result(p, xs, ye, max_uncertain=1.0)
+    img = make_inputs(9, 20, (3, 4, 5), seed=2, device=kernel_device.device)
+    xc, yc = (t.contiguous(memory_format=torch.channels_last) for t in img)
+    check_kernel_result(kernel_device.project(xc, yc), xc, yc)
 
 
-def test_cuda_large_offset_and_ties():
-    x, y = make_pair(300, 700, (64,), device="cuda", seed=7, offset=300.0, noise=0.05)
-    assert_matches_reference(project(x, y), x, y)
-    uniq = torch.randn(10, 8, device="cuda")
-    p = project(uniq[[3, 7]], torch.cat([uniq, uniq]))
-    assert p.index.tolist() == [3, 7]
+def test_index_arithmetic_past_2_31_elements(kernel_device, check_kernel_result):
+    # Rows 2^31 + 40 elements apart in one sparse buffer (only the touched pages exist): the kernel
+    # reads fakes at row * stride > 2^31 and reals at > 2^32 elements, in place (the launcher does not
+    # copy rows that are contiguous inside), so 32-bit index arithmetic anywhere would read garbage.
+    D, S = 24, 2**31 + 40
+    buf = kernel_device.sparse_buffer(2 * S + 2 * D, torch.float16)
+    if buf is None:
+        pytest.skip("no room for an 8 GiB (virtual) buffer on this device")
+    g = torch.Generator().manual_seed(3)
+    xv = torch.randn(2, D, generator=g).half()
+    yv = torch.randn(3, D, generator=g).half()
+    yv[2] = xv[1] + 0.01  # the farthest row is the nearest real of fake 1
+    for r in range(2):
+        buf[r * S : r * S + D] = kernel_device.to(xv[r])
+    for r in range(3):
+        buf[r * S + D : r * S + 2 * D] = kernel_device.to(yv[r])
+    fakes = torch.as_strided(buf, (2, D), (S, 1), 0)
+    reals = torch.as_strided(buf, (3, D), (S, 1), D)
+    p = kernel_device.project(fakes, reals)
+    assert p.index[1].item() == 2
+    check_kernel_result(p, kernel_device.to(xv), kernel_device.to(yv))  # the same values, contiguous
+    assert torch.equal(p.index.cpu(), manifpt_ext.project(xv, yv).index)
+    del fakes, reals, buf
 
 
-def test_cuda_non_contiguous_and_autograd():
-    x, y = make_pair(20, 50, (6, 5), torch.float64, device="cuda", seed=3)
-    xt, yt = x.transpose(1, 2), y.transpose(1, 2)
-    assert_matches_reference(project(xt, yt), xt, yt)
-    xs, ys = x[:5].clone().requires_grad_(True), y.clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a, b: project(a, b).artifact, (xs, ys))
-    torch.library.opcheck(torch.ops.manifpt.project.default, (x, y, 0, 0))
-
-
-def test_cuda_errors():
-    x, y = make_pair(4, 6, (3,), device="cuda")
+def test_nan_and_inf_are_refused(kernel_device, make_inputs):
+    x, y = make_inputs(4, 6, (3,), device=kernel_device.device)
     y[1, 1] = float("nan")
     with pytest.raises(RuntimeError, match="reals contains NaN or Inf"):
-        project(x, y)
+        kernel_device.project(x, y)
+    y[1, 1] = 0.0
+    x[2, 0] = float("inf")
+    with pytest.raises(RuntimeError, match="fakes contains NaN or Inf"):
+        kernel_device.project(x, y)
     with pytest.raises(ValueError, match="same device"):
-        project(x, y.cpu())
+        kernel_device.project(x, y.to("meta"))
 
 
-def test_cuda_torch_compile():
-    x, y = make_pair(10, 30, (4,), device="cuda", seed=8)
-    compiled = torch.compile(lambda a, b: project(a, b).artifact, fullgraph=True)
-    torch.testing.assert_close(compiled(x, y), project(x, y).artifact)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_squares_overflowing_float32_are_refused(kernel_device, make_inputs, dtype):
+    # The kernel accumulates in float32: with values ~1e20 every distance is inf and the index would be
+    # meaningless, so the op refuses (the CPU op ranks these in float64).
+    x, y = make_inputs(20, 50, (7,), seed=5)
+    with pytest.raises(RuntimeError, match="overflow float32"):
+        kernel_device.project(kernel_device.to((x * 1e20).to(dtype)), kernel_device.to((y * 1e20).to(dtype)))
+    x64, y64 = kernel_device.to(x.double() * 1e20), kernel_device.to(y.double() * 1e20)  # float64 accumulates in float64
+    assert torch.equal(kernel_device.project(x64, y64).index.cpu(), manifpt_ext.project_reference(x64.cpu(), y64.cpu()).index)
+
+
+def test_autograd_opcheck_and_compile(kernel_device, make_inputs):
+    x, y = make_inputs(20, 50, (6, 5), torch.float64, seed=3, device=kernel_device.device)
+    xs, ys = x[:5].clone().requires_grad_(True), y[:12].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: kernel_device.project(a, b).artifact, (xs, ys))
+    torch.library.opcheck(kernel_device.op, (x, y, 0, 0))
+    compiled = torch.compile(lambda a, b: kernel_device.project(a, b).artifact * 2, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x, y), kernel_device.project(x, y).artifact * 2)
+
+
+# ---- CUDA's launch rules and built-ins, through the probe kernels ------------------------------------------
+
+
+def test_block_and_thread_indices(kernel_device):
+    grid, block = (3, 2, 2), (4, 2, 2)
+    out = kernel_device.probe("index", grid=grid, block=block)
+    b = torch.stack(torch.meshgrid(*[torch.arange(v) for v in reversed(grid)], indexing="ij"), -1).reshape(-1, 3).flip(-1)
+    t = torch.stack(torch.meshgrid(*[torch.arange(v) for v in reversed(block)], indexing="ij"), -1).reshape(-1, 3).flip(-1)
+    want = torch.cat([b.repeat_interleave(len(t), 0), t.repeat(len(b), 1)], 1)
+    assert torch.equal(out, want)
+
+
+@pytest.mark.parametrize(
+    "grid,block",
+    [((1,), (1025,)), ((1,), (33, 32)), ((1,), (1, 1, 65)), ((1,), (2048, 1)), ((1, 65536), (1,)), ((1, 1, 65536), (1,)), ((0,), (32,)), ((1,), (0,))],
+    ids=str,
+)
+def test_bad_launch_configurations_are_refused(kernel_device, grid, block):
+    with pytest.raises(RuntimeError, match="invalid configuration argument"):
+        kernel_device.probe("index", grid=grid, block=block)
+
+
+@pytest.mark.parametrize("block", [(1024,), (32, 32), (1, 1, 64), (16, 1, 64)], ids=str)
+def test_launch_configurations_at_the_limits_run(kernel_device, block):
+    out = kernel_device.probe("index", grid=(2,), block=block)
+    assert out.shape == (2 * math.prod(block), 6) and out[-1, 0] == 1
+
+
+def test_shared_memory_limits(kernel_device):
+    lim = kernel_device.limits()
+    static = 16  # the probe's own __shared__ total, padded to the alignment of its dynamic shared memory
+    checksum = lambda words: 3 * words * (words - 1) // 2 + words  # noqa: E731
+    # Up to the default per-block limit (dynamic + static). The limit is a property of the kernel
+    # that outlives the call, so it is set to the default first.
+    default_max = lim["shared_per_block"] - static
+    out = kernel_device.probe("shared", grid=(2,), block=(128,), dynamic_smem=default_max, max_dynamic_smem=default_max)
+    assert out.tolist() == [[checksum(default_max // 4), 1]] * 2
+    with pytest.raises(RuntimeError, match="invalid argument"):
+        kernel_device.probe("shared", grid=(1,), block=(128,), dynamic_smem=lim["shared_per_block"])
+    # Past it after cudaFuncAttributeMaxDynamicSharedMemorySize, up to the device's opt-in maximum.
+    optin_max = (lim["shared_per_block_optin"] - static) // 4 * 4
+    out = kernel_device.probe("shared", grid=(1,), block=(256,), dynamic_smem=optin_max, max_dynamic_smem=optin_max)
+    assert out.tolist() == [[checksum(optin_max // 4), 1]]
+    with pytest.raises(RuntimeError, match="invalid argument"):
+        kernel_device.probe("shared", grid=(1,), block=(32,), dynamic_smem=1024, max_dynamic_smem=lim["shared_per_block_optin"])
+    kernel_device.probe("shared", grid=(1,), block=(32,), dynamic_smem=1024, max_dynamic_smem=default_max)
+
+
+def test_device_limits_are_those_of_a_cuda_device(kernel_device):
+    lim = kernel_device.limits()
+    assert lim["max_threads_per_block"] == 1024 and lim["warp_size"] == 32
+    assert (lim["max_block_x"], lim["max_block_y"], lim["max_block_z"]) == (1024, 1024, 64)
+    assert (lim["max_grid_x"], lim["max_grid_y"], lim["max_grid_z"]) == (2**31 - 1, 65535, 65535)
+    assert lim["shared_per_block"] == 48 * 1024 and lim["shared_per_block_optin"] >= 99 * 1024
+
+
+# Warp probe: one case per block of two warps; {op, mask, arg, width, step}; lane l's argument is
+# arg + l * step. Ops as in probe_kernels.cuh.
+SHFL_IDX, SHFL_UP, SHFL_DOWN, SHFL_XOR, SHFL_XOR64, SHFL_XOR_F64, BALLOT, ANY, ALL, SYNCWARP = range(10)
+WARP_CASES = [
+    (SHFL_XOR, -1, 8, 32, 0),
+    (SHFL_XOR, -1, 16, 16, 0),  # the upper half of each 16-lane segment pair reads the lower one
+    (SHFL_XOR, 0x0000FFFF, 1, 16, 0),  # half a warp takes part
+    (SHFL_XOR, 0x55555555, 2, 32, 0),  # every other lane
+    (SHFL_IDX, -1, 31, 32, -1),  # per-lane source: reverse the warp
+    (SHFL_IDX, -1, 17, 8, 0),  # source modulo the width
+    (SHFL_IDX, 0xFF00FF00, 8, 32, 0),
+    (SHFL_UP, -1, 3, 32, 0),  # the first lanes keep their value
+    (SHFL_UP, -1, 1, 4, 0),
+    (SHFL_UP, 0x00FF00FF, 2, 32, 0),
+    (SHFL_DOWN, -1, 5, 32, 0),  # the last lanes keep their value
+    (SHFL_DOWN, -1, 2, 8, 0),
+    (SHFL_DOWN, -1, 32, 32, 0),  # only the low 5 bits of the delta count
+    (SHFL_XOR64, -1, 4, 32, 0),
+    (SHFL_XOR64, 0x0F0F0F0F, 1, 32, 0),
+    (SHFL_XOR_F64, -1, 31, 32, 0),
+    (BALLOT, -1, 0x12345678, 32, 0),
+    (BALLOT, 0x0000FFFF, -1, 32, 0),
+    (BALLOT, 0xF0F0F0F0, 0x3C3C3C3C, 32, 0),
+    (ANY, -1, 13, 32, 0),
+    (ANY, 0x0000FFFF, 20, 32, 0),  # the lane whose predicate holds is outside the mask
+    (ALL, -1, 40, 32, 0),
+    (ALL, 0xFFFF0000, 3, 32, 0),
+    (ALL, -1, 3, 32, 0),
+    (SYNCWARP, -1, 1, 32, 0),
+    (SYNCWARP, 0x0000FFFF, 3, 32, 0),
+    (SYNCWARP, 0xAAAAAAAA, 2, 32, 0),
+]
+
+
+def _shfl_source(op, lane, b, width):
+    """PTX shfl.sync's source lane (None: the lane's own value), with c = ((32 - width) << 8) | cval."""
+    segmask, cval = (32 - width) & 31, 0 if op == SHFL_UP else 31
+    max_lane, min_lane, b = (lane & segmask) | (cval & ~segmask & 31), lane & segmask, b & 31
+    if op == SHFL_UP:
+        j, ok = lane - b, lane - b >= max_lane
+    elif op == SHFL_DOWN:
+        j, ok = lane + b, lane + b <= max_lane
+    elif op == SHFL_IDX:
+        j, ok = min_lane | (b & ~segmask & 31), True
+    else:
+        j, ok = lane ^ b, (lane ^ b) <= max_lane
+    return j if ok else lane
+
+
+def _expected_warp(case, t):
+    """What lane t of the probe block computes for `case`, or None where CUDA leaves it undefined."""
+    op, mask, arg0, width, step = case
+    mask &= 0xFFFFFFFF
+    lane, warp = t % 32, t // 32
+    if not mask >> lane & 1:
+        return -7
+    value = {SHFL_XOR64: lambda s: ((s + 1) << 33) | s, SHFL_XOR_F64: lambda s: t_f64_bits(s + 0.5)}.get(op, lambda s: 100 + s)
+    if op in (SHFL_IDX, SHFL_UP, SHFL_DOWN, SHFL_XOR, SHFL_XOR64, SHFL_XOR_F64):
+        j = _shfl_source(op, lane, arg0 + lane * step, width)
+        return value(warp * 32 + j) if mask >> j & 1 else None
+    bits = arg0 & 0xFFFFFFFF
+    if op == BALLOT:
+        return bits & mask
+    if op == ANY:
+        return int(0 <= arg0 < 32 and bool(mask >> arg0 & 1))
+    if op == ALL:
+        return int(not (0 <= arg0 < 32 and mask >> arg0 & 1))
+    src = (lane + arg0) & 31  # SYNCWARP
+    return 100 + warp * 32 + src if mask >> src & 1 else 100 + t
+
+
+def t_f64_bits(v):
+    return torch.tensor([v], dtype=torch.float64).view(torch.int64).item()
+
+
+def test_warp_shuffles_votes_and_syncwarp(kernel_device):
+    cases = torch.tensor([[c if c < 2**31 else c - 2**32 for c in case] for case in WARP_CASES], dtype=torch.int32)
+    out = kernel_device.probe("warp", cases)
+    assert out.shape == (len(WARP_CASES), 64)
+    for k, case in enumerate(WARP_CASES):
+        for t in range(64):
+            want = _expected_warp(case, t)
+            if want is not None:
+                assert out[k, t].item() == want, f"case {case}, thread {t}: got {out[k, t].item()}, expected {want}"
+
+
+def test_atomics(kernel_device):
+    grid, block = (7,), (96,)
+    n = 7 * 96
+    i_add, i_min, i_max, i_exch, f_add, u_add, u_cas = kernel_device.probe("atomic", grid=grid, block=block).tolist()
+    assert (i_add, i_min, i_max, f_add, u_add, u_cas) == (n, 0, n - 1, n, n * (n - 1) // 2, 2 * n)
+    assert 0 <= i_exch < n
+
+
+def test_half_and_bfloat16_conversions_round_to_nearest_even(kernel_device):
+    g = torch.Generator().manual_seed(5)
+    bits = torch.randint(-(2**31), 2**31 - 1, (20000,), generator=g, dtype=torch.int64).to(torch.int32)
+    special = torch.tensor(
+        [0.0, -0.0, 1.0, 65504.0, 65519.996, 65520.0, 65536.0, 2.0**-24, 2.0**-25, 2.0**-25 * 1.0000001, 3 * 2.0**-26, 2.0**-14,
+         2.0**-14 * (1 - 2.0**-11), 1 + 2.0**-11, 1 + 3 * 2.0**-11, 1 + 2.0**-8, 1 + 3 * 2.0**-8, 3.4e38, 1e-40, math.inf, -math.inf],
+        dtype=torch.float32,
+    )
+    x = torch.cat([bits.view(torch.float32), special, -special])
+    x = x[~torch.isnan(x)]  # NaN payloads differ between the device (0x7fff) and torch, by design
+    out = kernel_device.probe("convert", x)
+    half, bf16 = x.half(), x.bfloat16()
+    assert torch.equal(out[:, 0] & 0xFFFF, half.view(torch.int16).to(torch.int32) & 0xFFFF)
+    assert torch.equal(out[:, 1] & 0xFFFF, bf16.view(torch.int16).to(torch.int32) & 0xFFFF)
+    assert torch.equal(out[:, 2], half.float().view(torch.int32))
+    assert torch.equal(out[:, 3], bf16.float().view(torch.int32))
