@@ -116,3 +116,68 @@ def test_wang20_training_augmentation():
     out = b.transform(x, train=True, gen=torch.Generator().manual_seed(0))
     assert out.shape == (3, 3, 32, 32) and torch.isfinite(out).all()
     assert b.transform(x, train=False).shape == (3, 3, 32, 32)
+
+
+def _interrupt_after(n_calls, fn):
+    """fn, raising KeyboardInterrupt on its n_calls-th call (an interrupted training, at a known point)."""
+    count = {"n": 0}
+
+    def wrapped(*a, **k):
+        count["n"] += 1
+        if count["n"] == n_calls:
+            raise KeyboardInterrupt
+        return fn(*a, **k)
+
+    return wrapped
+
+
+def test_torch_baseline_resumes_bit_exactly(tmp_path):
+    """Cut in its third epoch (40 images, batches of 32: two training batches an epoch), a torch baseline
+    continues from its last checkpoint and ends with the weights of an uninterrupted fit."""
+    x, y = toy(40)
+    xv, yv = toy(20, seed=1)
+    params = {"input_size": 32, "epochs": 4, "lr": 1e-3, "seed": 0, "patience": 10}
+    whole = make_baseline("yu19", **params).fit(x, y, xv, yv)
+    cut = make_baseline("yu19", **params)
+    train_transform = cut.transform
+    calls = {"n": 0}  # training batches only: validation calls the transform too
+
+    def transform(images, train, gen=None):
+        calls["n"] += train
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return train_transform(images, train, gen)
+
+    cut.transform = transform
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit(x, y, xv, yv, checkpoint=tmp_path / "ck.pt")
+    from manifpt.train import read_checkpoint
+
+    assert read_checkpoint(tmp_path / "ck.pt")["epoch"] == 1
+    resumed = make_baseline("yu19", **params).fit(x, y, xv, yv, checkpoint=tmp_path / "ck.pt", resume=True)
+    for (k, a), b in zip(whole.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="another configuration"):
+        make_baseline("yu19", **{**params, "lr": 1e-4}).fit(x, y, xv, yv, checkpoint=tmp_path / "ck.pt", resume=True)
+
+
+def test_marra19_resumes_between_and_inside_class_steps(tmp_path, monkeypatch):
+    """Marra19 learns one class at a time: cut inside its second class step, it continues from the finished
+    first step (CHECKPOINT.steps) and the step's last epoch, and ends where an uninterrupted fit does."""
+    import torch.nn.functional as F
+
+    x, y = toy(40)
+    params = {"epochs": 2, "memory": 20, "seed": 0}
+    whole = make_baseline("marra19", **params).fit(x, y)
+    loss = F.binary_cross_entropy_with_logits
+    # 40 images, batches of 32: step 0 trains 20 images (1 batch x 2 epochs), step 1 trains 40 (2 x 2):
+    # call 5 is the second batch of step 1's second epoch, after its first epoch's checkpoint
+    monkeypatch.setattr(F, "binary_cross_entropy_with_logits", _interrupt_after(5, loss))
+    with pytest.raises(KeyboardInterrupt):
+        make_baseline("marra19", **params).fit(x, y, checkpoint=tmp_path / "ck.pt")
+    monkeypatch.setattr(F, "binary_cross_entropy_with_logits", loss)
+    assert torch.load(tmp_path / "ck.pt.steps", weights_only=True)["step"] == 0
+    resumed = make_baseline("marra19", **params).fit(x, y, checkpoint=tmp_path / "ck.pt", resume=True)
+    assert torch.equal(resumed.means, whole.means)
+    for (k, a), b in zip(whole.extractor.state_dict().items(), resumed.extractor.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -2,6 +2,7 @@
 and their errors (bad space, corrupt image, wrong weights, truncated checkpoint, empty model folder)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 from helpers import make_gm_folder
@@ -28,7 +29,9 @@ def test_artifacts_fit_predict_evaluate(gm, tmp_path, capsys):
 
     assert main(["fit", *common, "--epochs", "2", "--out", str(tmp_path / "f")]) == 0
     r = _json(tmp_path / "f" / "results.json")
-    assert 0 <= r["accuracy"] <= 1 and sum(r["sizes"].values()) == 43 and len(r["history"]) == 2
+    assert sum(r["sizes"].values()) == 43 and len(r["history"]) == 2
+    cm = np.array(r["confusion"])  # the reported accuracy is the confusion matrix's, over the whole test split
+    assert cm.sum() == r["sizes"]["test"] and r["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
     assert main(["fit", *common, "--epochs", "3", "--resume", "--out", str(tmp_path / "f")]) == 2  # config changed
     assert "another configuration" in capsys.readouterr().err
 
@@ -42,7 +45,10 @@ def test_artifacts_fit_predict_evaluate(gm, tmp_path, capsys):
     assert {p["predicted"] for p in _json(tmp_path / "p2" / "results.json")["predictions"]} <= {"model_a", "model_b"}
     assert main(["evaluate", "--model", str(tmp_path / "f" / "model.pt"), "--data", str(gm), "--device", "cpu",
                  "--out", str(tmp_path / "e")]) == 0
-    assert 0 <= _json(tmp_path / "e" / "results.json")["accuracy"] <= 1
+    e = _json(tmp_path / "e" / "results.json")
+    cm = np.array(e["confusion"])  # every generated image that is not a copy of a real, each counted once
+    assert e["identical_excluded"] == 0 and cm.sum(axis=1).tolist() == [21, 22]
+    assert e["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
 
 
 def test_experiment_model_type(gm, tmp_path, capsys):
@@ -220,7 +226,9 @@ def test_training_data_and_layer_type(factorial, tmp_path, capsys):
                  "--device", "cpu", "--out", str(tmp_path / "t6")]) == 0
     rows = _json(tmp_path / "t6" / "results.json")["rows"]
     assert {(r["space"], r["factor"]) for r in rows} == {(s, f) for s in ("rgb", "freq") for f in ("training_set", "type", "upsampling")}
-    assert all(0 <= r["nmi"] <= 1 for r in rows)
+    nmi = {(r["space"], r["factor"]): r["nmi"] for r in rows}
+    for space in ("rgb", "freq"):  # type and upsampling split the models the same way here: the same NMI
+        assert nmi[(space, "type")] == nmi[(space, "upsampling")]
     assert "NMI" in capsys.readouterr().out
     assert main(["experiment", "training-data", "--data", str(factorial), "--type-column", "family",
                  "--out", str(tmp_path / "x")]) == 2

@@ -3,9 +3,14 @@
 Presets (both use the small ResNet attributor of attribute.py; the CNN baselines use the `cpu` preset of
 experiments.steps.baseline_params). Model-type compares the 12 models trained on the photo set, as the paper
 compares models of one training set; the other two studies use all 15.
-- quick (default, 11 min 15 s measured on the 2-core CPU of docs/results.md): rgb + freq artifacts, the three hand-crafted-feature
-  baselines and Yu19, 2 seeds x 8 epochs for model-type, 3 seeds x 8 epochs for training-data, k-means
-  NMI for layer-type.
+- quick (default; time and tables in docs/results.md, with the CPU they were measured on): rgb + freq
+  artifacts, the three hand-crafted-feature baselines and Yu19, on a seeded subset of 200 images per model
+  (`per_model`); 2 seeds x 6 epochs for model-type, 2 seeds x 10 epochs for training-data (fewer images
+  need more epochs to learn the set), k-means NMI on the artifacts' top 50 principal components for
+  layer-type (the same NMIs to within 0.02, several times faster). Sized so that a 2-core AVX2 CPU (a Zen 3
+  runs these workloads about 3.5x slower than the Zen 5 of docs/results.md) finishes in about 12 minutes;
+  its conclusions are those of the full setting (ManiFPT far above every baseline of the preset, training
+  sets told apart, frequency artifacts clustering by design factor far more than RGB ones), its numbers lower.
 - full (`--full`): rgb + freq, all eight baselines, 3 seeds x 30 epochs everywhere: about 3.7 core-hours
   on the 2-core CPU, Marra18 alone 106 min on one core (benchmarks/RESULTS.md); docs/results.md has the
   tables of these settings, run one baseline at a time.
@@ -20,7 +25,8 @@ from pathlib import Path
 
 PRESETS = {
     "quick": {"spaces": ("rgb", "freq"), "baselines": ("mccloskey18", "durall20", "dzanic20", "yu19"),
-              "seeds": 2, "epochs": 8, "td_seeds": 3, "td_epochs": 8, "where": {"training_set": "photo"}},
+              "seeds": 2, "epochs": 6, "td_seeds": 2, "td_epochs": 10, "where": {"training_set": "photo"},
+              "per_model": 200, "nmi_dims": 50},
     "full": {"spaces": ("rgb", "freq"), "baselines": "all", "seeds": 3, "epochs": 30, "td_seeds": 3, "td_epochs": 30,
              "where": {"training_set": "photo"}},
 }

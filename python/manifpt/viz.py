@@ -27,7 +27,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def tsne_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], path: Path, seed: int = 0,
-                max_points: int = 2000) -> Path:
+                max_points: int = 1000) -> Path:
     """One t-SNE scatter per panel: {title: (features (N, ...), labels (N,))}. Panels with more than
     `max_points` rows show a seeded random subset of them, and features are reduced to 50 dimensions by PCA
     first (the usual t-SNE practice; it bounds the time on GM-Mini's 7500 x 3072 artifacts)."""

@@ -125,7 +125,7 @@ class TorchBaseline(Baseline):
     def settings(self) -> dict:
         """What a resumed checkpoint must match: the name and every plain constructor value."""
         return {"baseline": self.name, **{k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-                                          for k, v in vars(self).items() if k not in ("net", "progress")}}
+                                          for k, v in vars(self).items() if k not in ("net", "progress") and not callable(v)}}
 
     def fit(self, images, labels, val_images=None, val_labels=None, *, checkpoint=None, resume: bool = False):
         x, y = _check_images(images), torch.as_tensor(labels, dtype=torch.long)
