@@ -279,3 +279,18 @@ def test_outputs_follow_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o600
+
+
+def test_sigterm_during_an_experiment_says_how_to_resume(gm, tmp_path):
+    out = tmp_path / "x"
+    p = _cli("experiment", "model-type", "--data", gm, "--size", "12", "--spaces", "rgb", "--seeds", "3", "--epochs", "300",
+             "--device", "cpu", "--out", out, cwd=tmp_path)
+    deadline = time.time() + 120
+    while not (out / "rgb" / "seed0" / "checkpoint.pt").is_file():  # the first seed is training
+        assert time.time() < deadline and p.poll() is None, p.communicate()[1][-2000:]
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("terminated (SIGTERM): to continue where it stopped: manifpt experiment model-type") and "--resume" in last
