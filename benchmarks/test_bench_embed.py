@@ -5,6 +5,7 @@ import pytest
 import torch
 import torchvision
 
+from manifpt.backbones import imagenet_normalize
 from manifpt.bench import time_min
 from manifpt.spaces.features import ResNetFeatures
 
@@ -24,8 +25,7 @@ def test_sl_embed_vs_bare_resnet50(benchmark, weights, request):
     emb = ResNetFeatures("sl", weights, batch_size=n)
     images = torch.rand(n, 3, 224, 224)
     bare = emb.model  # the same network without the embedder around it
-    mean, std = emb.mean, emb.std
-    normalised = (images - mean) / std
+    normalised = imagenet_normalize(images)
     with torch.inference_mode():
         want = bare(normalised)
     torch.testing.assert_close(emb.embed(images), want, rtol=1e-4, atol=1e-4)
