@@ -57,8 +57,8 @@ def test_temperature_scaling_fixes_an_overconfident_model():
     att.model = _FixedLogits([20 * math.log(6), 0.0, 0.0])
     r = att.calibrate(x, y)
     assert r["ece_before"] == pytest.approx(0.25, abs=1e-6)
-    assert r["temperature"] == pytest.approx(20, rel=1e-3)
-    assert r["ece_after"] < 1e-3
+    assert r["temperature"] == pytest.approx(20, rel=1e-6)  # s itself is a float32: ~6e-8 off
+    assert r["ece_after"] < 1e-6
     assert att.predict(x)[1][:, 0].mean().item() == pytest.approx(0.75, abs=1e-3)  # predict uses the calibrated T
 
 

@@ -24,6 +24,7 @@ Training:
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -183,22 +184,27 @@ class Attributor:
     # -- calibration and open set --------------------------------------------------------------
     def calibrate(self, x_val, y_val) -> dict:
         """Temperature scaling (Guo et al. 2017): the T > 0 that minimises the NLL of softmax(z / T)
-        on validation data. Returns the expected calibration error before and after, on that data."""
+        on validation data. Returns the expected calibration error before and after, on that data.
+
+        Why not a generic optimiser: as a function of b = 1 / T the NLL, mean(logsumexp(b z) - b z_y), is
+        convex, and its derivative mean(E_softmax(b z)[z] - z_y) increases with b. Bisection on that
+        derivative in float64 finds the minimum to machine precision on any CPU, where LBFGS in float32
+        stopped wherever the float order left its gradient below the tolerance (0.1% apart between two
+        code paths of one machine)."""
         from . import metrics
 
-        z, y = self.logits(x_val).clone(), torch.as_tensor(y_val)  # clone: out of inference mode, for autograd
-        log_t = torch.zeros(1, requires_grad=True)
-        opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+        z, y = self.logits(x_val).double(), torch.as_tensor(y_val)
+        z_y = z.gather(1, y.view(-1, 1)).squeeze(1)
 
-        def closure():
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(z / log_t.exp(), y)
-            loss.backward()
-            return loss
+        def slope(b: float) -> float:  # d NLL / d b
+            return float((torch.softmax(b * z, 1) * z).sum(1).sub(z_y).mean())
 
-        opt.step(closure)
+        lo, hi = -12.0, 12.0  # log b: T from e^-12 to e^12, the ends mean "as sharp / as flat as it goes"
+        for _ in range(100):  # 2^-100 of the bracket: far below float64's resolution of log b
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if slope(math.exp(mid)) < 0 else (lo, mid)
+        self.temperature = math.exp(-(lo + hi) / 2)
         before = metrics.expected_calibration_error(torch.softmax(z, 1).numpy(), y.numpy())
-        self.temperature = float(log_t.detach().exp())
         after = metrics.expected_calibration_error(torch.softmax(z / self.temperature, 1).numpy(), y.numpy())
         return {"temperature": self.temperature, "ece_before": before, "ece_after": after}
 
