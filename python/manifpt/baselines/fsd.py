@@ -57,18 +57,22 @@ def _scaled(images: torch.Tensor, s: int) -> torch.Tensor:
     return images if s == 1 else F.avg_pool2d(images, s)
 
 
-def fit_filter(images: torch.Tensor, offsets) -> np.ndarray:
+def fit_filter(images: torch.Tensor, offsets, chunk: int = 256) -> np.ndarray:
     """The constrained least-squares prediction-error filter of `images` (N, C, H, W): weights w of the
     neighbours (summing to 1) minimising sum (x - sum_k w_k x_k)^2. With the last neighbour as reference,
     w_last = 1 - sum of the others, which turns the constrained problem into an unconstrained one on
-    differences."""
+    differences. The float64 normal equations are summed over chunks of `chunk` images (bounded memory)."""
     r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-    centre, nb = _shifted(images.double(), offsets, r)
-    t = (centre - nb[:, :, -1]).flatten()
-    d = (nb[:, :, :-1] - nb[:, :, -1:]).permute(2, 0, 1, 3, 4).reshape(len(offsets) - 1, -1)
-    ata = d @ d.T
-    ata += 1e-9 * torch.trace(ata) / len(ata) * torch.eye(len(ata), dtype=ata.dtype)
-    w = torch.linalg.solve(ata, d @ t)
+    k = len(offsets) - 1
+    ata, atb = torch.zeros(k, k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
+    for i in range(0, len(images), chunk):
+        centre, nb = _shifted(images[i : i + chunk].double(), offsets, r)
+        t = (centre - nb[:, :, -1]).flatten()
+        d = (nb[:, :, :-1] - nb[:, :, -1:]).permute(2, 0, 1, 3, 4).reshape(k, -1)
+        ata += d @ d.T
+        atb += d @ t
+    ata += 1e-9 * torch.trace(ata) / k * torch.eye(k, dtype=ata.dtype)
+    w = torch.linalg.solve(ata, atb)
     return torch.cat([w, (1 - w.sum())[None]]).numpy()
 
 

@@ -128,9 +128,10 @@ def fit_baseline(name: str, images, labels, parts: dict[str, torch.Tensor], *, p
     from ..baselines.base import SklearnBaseline
 
     b = make_baseline(name, **baseline_params(name, preset, size, epochs, seed, device, progress, overrides=overrides))
-    if reals is not None:
+    fixed = features is not None and isinstance(b, SklearnBaseline)
+    if reals is not None and not fixed:  # precomputed features already saw the reals
         b.use_reals(reals)
-    if features is not None and isinstance(b, SklearnBaseline):
+    if fixed:
         b.fit_features(features[parts["train"]], labels[parts["train"]])
         predict = lambda rows: b.predict_features(features[rows])  # noqa: E731
     else:
