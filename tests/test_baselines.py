@@ -1,13 +1,15 @@
-"""The eight baselines at toy size: one interface, features of the right shape, each learns an easy
-two-class task (smooth mid-range images vs clipped white noise), and their feature maps are checked
-where they can be computed by hand."""
+"""The ten baselines (the paper's eight, NPR and FSD) at toy size: one interface, features of the right
+shape, each learns an easy two-class task (smooth mid-range images vs clipped white noise), and their
+feature maps are checked where they can be computed by hand."""
 import numpy as np
 import pytest
 import torch
 
 from manifpt.baselines import BASELINES, make_baseline
 from manifpt.baselines.durall20 import azimuthal_profile
+from manifpt.baselines.fsd import SUPPORTS, GaussianMixtureClassifier, fit_filter, residual, self_description
 from manifpt.baselines.nataraj19 import cooccurrence
+from manifpt.baselines.npr import npr_residual
 
 FAST = {
     "mccloskey18": {},
@@ -18,6 +20,8 @@ FAST = {
     "marra18": {"input_size": 75, "epochs": 10, "batch_size": 8},
     "marra19": {"epochs": 4, "memory": 20},
     "yu19": {"input_size": 32, "epochs": 8, "lr": 1e-3},
+    "npr": {"epochs": 6, "lr": 1e-3},
+    "fsd": {},
 }
 
 
@@ -37,17 +41,23 @@ def test_learns_easy_task(name):
     x, y = toy(40)
     xt, yt = toy(20, seed=1)
     b = make_baseline(name, seed=0, **FAST[name])
+    b.use_reals(toy(20, seed=2)[0])  # only FSD uses them (its filters)
     b.fit(x, y, xt, yt)
     pred = b.predict(xt)
     assert pred.shape == (20,) and pred.dtype == np.int64
     assert (pred == yt.numpy()).mean() >= 0.8, name
     f = b.features(xt)
     assert f.ndim == 2 and f.shape[0] == 20 and np.isfinite(f).all()
+    p = b.probabilities(xt)
+    assert p.shape == (20, 2) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert np.array_equal(p.argmax(axis=1), pred)
+    if name != "fsd":  # FSD's confidence is a log-likelihood, not a probability
+        assert np.allclose(b.confidence(xt), p.max(axis=1), atol=1e-6)
 
 
-def test_all_eight_are_registered():
+def test_all_ten_are_registered():
     assert sorted(BASELINES) == sorted(["mccloskey18", "nataraj19", "durall20", "dzanic20", "wang20", "marra18",
-                                        "marra19", "yu19"])
+                                        "marra19", "yu19", "npr", "fsd"])
     with pytest.raises(ValueError, match="unknown baseline"):
         make_baseline("ours")
 
@@ -181,3 +191,80 @@ def test_marra19_resumes_between_and_inside_class_steps(tmp_path, monkeypatch):
     assert torch.equal(resumed.means, whole.means)
     for (k, a), b in zip(whole.extractor.state_dict().items(), resumed.extractor.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_npr_residual_by_hand():
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]).view(1, 1, 2, 3)
+    # 2 x 2 blocks keep their top-left pixel (1, then 3 for the odd last column): x minus it
+    assert npr_residual(x).view(2, 3).tolist() == [[0, 1, 0], [3, 4, 3]]
+    assert torch.equal(npr_residual(torch.full((2, 3, 4, 4), 0.7)), torch.zeros(2, 3, 4, 4))
+
+
+def test_npr_network_size_and_local_weights(tmp_path):
+    b = make_baseline("npr")
+    net = b.make_net(5)
+    # ResNet-50 to layer2 with a 3 x 3 stem: 1,728 (stem) + 128 (its BN) + 215,808 (layer1) + 1,219,584 (layer2)
+    assert sum(p.numel() for p in net.features.parameters()) == 1_437_248
+    assert net(b.transform(torch.rand(2, 3, 32, 32), train=False)).shape == (2, 5)
+    torch.save(net.features.state_dict(), tmp_path / "npr.pth")
+    loaded = make_baseline("npr", weights=str(tmp_path / "npr.pth")).make_net(3)
+    assert all(torch.equal(v, loaded.features.state_dict()[k]) for k, v in net.features.state_dict().items())
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="does not fit"):
+        make_baseline("npr", weights=str(tmp_path / "bad.pth")).make_net(3)
+
+
+def test_fsd_filter_is_the_constrained_least_squares_optimum():
+    """Against a float64 oracle: the weights minimising sum (x - sum_k w_k x_k)^2 subject to sum_k w_k = 1,
+    solved by its Lagrange (KKT) system over every centre pixel, gathered by loops."""
+    g = np.random.default_rng(0)
+    x = g.random((2, 3, 9, 10))
+    offsets = SUPPORTS["causal"]
+    rows, target = [], []
+    for n in range(2):
+        for c in range(3):
+            for i in range(1, 8):
+                for j in range(1, 9):
+                    rows.append([x[n, c, i + dy, j + dx] for dy, dx in offsets])
+                    target.append(x[n, c, i, j])
+    a, t = np.array(rows), np.array(target)
+    k = len(offsets)
+    kkt = np.block([[2 * a.T @ a, np.ones((k, 1))], [np.ones((1, k)), np.zeros((1, 1))]])
+    oracle = np.linalg.solve(kkt, np.r_[2 * a.T @ t, 1.0])[:k]
+    est = fit_filter(torch.from_numpy(x), offsets)
+    assert np.allclose(est, oracle, atol=1e-7) and est.sum() == pytest.approx(1)
+    res = residual(torch.from_numpy(x), offsets, est)
+    assert res.shape == (2, 3, 7, 8) and np.allclose(res.flatten().numpy(), t - a @ est)
+    flat = torch.full((1, 3, 8, 8), 0.6, dtype=torch.float64)  # weights summing to 1: a flat image leaves nothing
+    assert residual(flat, SUPPORTS["ring5"], fit_filter(torch.from_numpy(x), SUPPORTS["ring5"])).abs().max() < 1e-12
+
+
+def test_fsd_self_description_by_hand():
+    """A constant residual map 2: every neighbour is 2, so ridge least squares (J + ridge I) c = 1 gives
+    c = 1 / (4 + ridge) each, and the prediction error is 2 ridge / (4 + ridge)."""
+    ridge = 0.5
+    d = self_description(torch.full((1, 3, 6, 6), 2.0), ridge)[0].double()
+    assert torch.allclose(d[:4], torch.full((4,), 1 / 4.5, dtype=torch.float64), atol=1e-6)
+    assert d[4] == pytest.approx(np.log(4 + 1e-10), abs=1e-6)
+    assert d[5] == pytest.approx(np.log((2 * ridge / 4.5) ** 2 + 1e-10), abs=1e-5)
+
+
+def test_gaussian_mixture_classifier_attributes_and_flags_the_unknown():
+    g = np.random.default_rng(0)
+    x = np.concatenate([g.normal(-10, 1, (60, 2)), g.normal(10, 1, (60, 2))])
+    y = np.r_[np.zeros(60), np.ones(60)].astype(int)
+    gmm = GaussianMixtureClassifier(components=2, seed=0).fit(x, y)
+    assert np.array_equal(gmm.predict(x), y)  # clusters 20 standard deviations apart
+    far = gmm.log_likelihoods(np.array([[100.0, -100.0]])).max()
+    assert far < gmm.log_likelihoods(x).max(axis=1).min()  # no source explains the far point
+
+
+def test_fsd_needs_reals_and_checks_its_parameters():
+    with pytest.raises(RuntimeError, match="use_reals"):
+        make_baseline("fsd").features(torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="supports must be among"):
+        make_baseline("fsd", supports=("ring7",))
+    with pytest.raises(ValueError, match="at least 18 x 18"):
+        make_baseline("fsd").use_reals(torch.rand(2, 3, 16, 16))
+    f = make_baseline("fsd").use_reals(torch.rand(4, 3, 32, 32)).features(torch.rand(3, 3, 32, 32))
+    assert f.shape == (3, 6 * 3 * 2)  # 6 numbers per residual map, 3 supports x 2 scales

@@ -1,6 +1,7 @@
 """A fresh machine, bad input, interrupted and concurrent runs: nothing lost, nothing silently wrong.
 
 Concurrent runs and signals are tested with real processes (`python -m manifpt.cli ...`)."""
+import csv
 import json
 import os
 import signal
@@ -233,7 +234,13 @@ def test_skip_bad_is_accepted_where_it_is_suggested(gm, tmp_path, capsys):
     r = json.loads((tmp_path / "p" / "results.json").read_text())
     assert len(r["predictions"]) == 3 and r["skipped"] == [str(folder / "bad.png")]
     rows = (tmp_path / "p" / "predictions.csv").read_text().splitlines()
-    assert rows[0].startswith("path,predicted,probability,unknown,nearest_known,nearest_real_index") and len(rows) == 4
+    assert rows[0] == ("path,predicted,probability,unknown,nearest_known,nearest_real_index,nearest_real_distance,"
+                       "identical_to_a_real") and len(rows) == 4
+    for line, p in zip(csv.DictReader(rows), r["predictions"]):  # the CSV says what results.json says, per image
+        assert (line["path"], line["predicted"], line["unknown"], int(line["nearest_real_index"])) == (
+            p["file"], p["predicted"], str(p["unknown"]), p["nearest_real_index"])
+        assert float(line["probability"]) == p["probability"]
+        assert float(line["nearest_real_distance"]) == p["nearest_real_distance"]
     assert main(["evaluate", "--model", model, "--data", str(gm), "--skip-bad", "--out", str(tmp_path / "e")]) == 0
     assert main(["project", "--fakes", str(folder), "--reals", str(gm / "real"), "--size", "12", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

@@ -11,8 +11,9 @@ compares models of one training set; the other two studies use all 15.
   runs these workloads about 3.5x slower than the Zen 5 of docs/results.md) finishes in about 12 minutes;
   its conclusions are those of the full setting (ManiFPT far above every baseline of the preset, training
   sets told apart, frequency artifacts clustering by design factor far more than RGB ones), its numbers lower.
-- full (`--full`): rgb + freq, all eight baselines, 3 seeds x 30 epochs everywhere: about 3.7 core-hours
-  on the 2-core CPU, Marra18 alone 106 min on one core (benchmarks/RESULTS.md); docs/results.md has the
+- full (`--full`): rgb + freq, all ten baselines (the paper's eight, NPR, FSD), 3 seeds x 30 epochs:
+  about 3.7 core-hours on the 2-core CPU for the paper's eight, Marra18 alone 106 min on one core, and
+  10 core-minutes for NPR and FSD (benchmarks/RESULTS.md); docs/results.md has the
   tables of these settings, run one baseline at a time.
 The ResNet50 feature spaces (sl, ssl) need local weights and are in neither preset; pass `--weights` to
 the experiment commands for them.

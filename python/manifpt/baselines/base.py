@@ -4,6 +4,9 @@
     b.fit(images, labels, val_images, val_labels)   # images: float (N, 3, H, W) in [0, 1]
     b.predict(images) -> int64 labels (N,)
     b.features(images) -> float (N, F)              # handcrafted features or the penultimate layer
+    b.probabilities(images) -> float (N, K)         # class probabilities (rows sum to 1)
+    b.use_reals(reals)                              # before fit: a baseline that learns from real images
+                                                    # (FSD) takes them here; the others ignore them
 
 `SklearnBaseline`: handcrafted features + a scikit-learn classifier (standardised features).
 `TorchBaseline`: a CNN trained with cross-entropy and Adam through the one training loop (train.train):
@@ -52,9 +55,17 @@ class Baseline:
     def features(self, images) -> np.ndarray:
         raise NotImplementedError
 
+    def use_reals(self, reals) -> Baseline:
+        """Real images, given before fit(): only a baseline that models real images uses them."""
+        return self
+
+    def probabilities(self, images) -> np.ndarray:
+        """(N, K) class probabilities, K the classes fit() saw."""
+        raise NotImplementedError
+
     def confidence(self, images) -> np.ndarray:
         """Max class probability per image (higher = more like a known generator), for open-set use."""
-        raise NotImplementedError
+        return self.probabilities(images).max(axis=1)
 
 
 class SklearnBaseline(Baseline):
@@ -86,14 +97,21 @@ class SklearnBaseline(Baseline):
             raise RuntimeError(f"{self.name}: call fit() first")
         return np.asarray(self.model.predict(features), dtype=np.int64)
 
-    def confidence(self, images) -> np.ndarray:
-        f = self.features(images)
+    def probabilities(self, images) -> np.ndarray:
+        return self.probabilities_features(self.features(images))
+
+    def probabilities_features(self, f: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: call fit() first")
         if hasattr(self.model, "predict_proba"):
-            return self.model.predict_proba(f).max(axis=1)
-        d = np.atleast_2d(self.model.decision_function(f))  # e.g. linear SVM: softmax of the margins
-        d = np.column_stack([-d[0], d[0]]) if d.shape[0] == 1 and d.shape[1] == len(f) else d
+            return self.model.predict_proba(f)
+        d = self.model.decision_function(f)  # e.g. linear SVM: softmax of the margins
+        d = np.column_stack([-d, d]) if d.ndim == 1 else d  # two classes: one margin, of class 1
         e = np.exp(d - d.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).max(axis=1)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def confidence_features(self, f: np.ndarray) -> np.ndarray:
+        return self.probabilities_features(f).max(axis=1)
 
 
 class TorchBaseline(Baseline):
@@ -160,6 +178,6 @@ class TorchBaseline(Baseline):
         return self.net.head(feats).argmax(dim=1).cpu().numpy()
 
     @torch.inference_mode()
-    def confidence(self, images) -> np.ndarray:
+    def probabilities(self, images) -> np.ndarray:
         feats = torch.from_numpy(self.features(images)).to(self.device)
-        return torch.softmax(self.net.head(feats), dim=1).max(dim=1).values.cpu().numpy()
+        return torch.softmax(self.net.head(feats), dim=1).cpu().numpy()

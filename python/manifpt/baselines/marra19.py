@@ -150,7 +150,10 @@ class Marra19(Baseline):
         nearest = torch.cdist(f, self.means).argmin(dim=1)
         return np.asarray(self.classes, dtype=np.int64)[nearest.numpy()]
 
-    def confidence(self, images) -> np.ndarray:
-        """Softmax over negative distances to the class means of exemplars, max per image."""
+    def probabilities(self, images) -> np.ndarray:
+        """Softmax over negative distances to the class means of exemplars (columns: classes 0..K-1)."""
         d = torch.cdist(torch.from_numpy(self.features(images)), self.means)
-        return torch.softmax(-d / 0.1, dim=1).max(dim=1).values.numpy()
+        p = torch.softmax(-d / 0.1, dim=1).numpy()
+        out = np.zeros((len(p), max(self.classes) + 1), dtype=p.dtype)
+        out[:, self.classes] = p
+        return out

@@ -12,7 +12,7 @@ SPACES_OR_NONE = "comma-separated: rgb,freq,sl,ssl (or 'none')"
 
 
 def resumable(args) -> bool:
-    return getattr(args, "experiment", None) == "model-type"
+    return getattr(args, "experiment", None) in ("model-type", "wild")
 
 
 def _study(esub, name: str, help: str, spaces_help: str = "comma-separated: rgb,freq,sl,ssl"):
@@ -25,8 +25,8 @@ def _study(esub, name: str, help: str, spaces_help: str = "comma-separated: rgb,
 
 def _baseline_args(e) -> None:
     e.add_argument("--baselines", default="none",
-                   help="comma-separated baselines (mccloskey18,nataraj19,durall20,dzanic20,wang20,marra18,marra19,yu19), "
-                        "'all' or 'none' (default)")
+                   help="comma-separated baselines (mccloskey18,nataraj19,durall20,dzanic20,wang20,marra18,marra19,yu19,"
+                        "npr,fsd), 'all' or 'none' (default)")
     e.add_argument("--baseline-preset", choices=("cpu", "paper"), default="cpu",
                    help="cpu: the baselines' networks sized for small images on a CPU; paper: each paper's settings")
 
@@ -67,7 +67,26 @@ def add_parser(sub):
         else:
             e.add_argument("--score", choices=("msp", "energy", "fingerprint"), default="energy")
             e.add_argument("--keep", type=float, default=0.95, help="share of known validation images the threshold keeps")
+    _wild_parser(esub)
     return p
+
+
+def _wild_parser(esub) -> None:
+    from ..experiments.wild import QUICK
+
+    e = _study(esub, "wild", "in the wild: every image through random JPEG / resize / crop chains; accuracy, "
+               "real-vs-fake and open-set AUROC / AP of every method, with the pixel control", SPACES_OR_NONE)
+    _baseline_args(e)
+    e.add_argument("--seeds", type=int, default=None, help="seeds (default 3; 2 with --quick)")
+    e.add_argument("--where", default=None, help="COLUMN=VALUE[,...]: only the models whose models.csv row matches")
+    e.add_argument("--chain-seed", type=int, default=0, help="seed of the processing chains (and of the real-class draw)")
+    e.add_argument("--no-pixel-control", action="store_true", help="leave out ManiFPT's attributor on the images")
+    e.add_argument("--quick", action="store_true",
+                   help=f"the quick preset: {QUICK['per_model']} images per model, {QUICK['seeds']} seeds x "
+                        f"{QUICK['epochs']} epochs, baselines {','.join(QUICK['baselines'])} (each unless given)")
+    e.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/progress.json")
+    add_train(e)
+    e.set_defaults(epochs=None)
 
 
 def run(args) -> int:
@@ -80,7 +99,9 @@ def run(args) -> int:
     kw = data_kwargs(args, device)
     train = {k: getattr(args, k) for k in ("arch", "epochs", "batch_size") if hasattr(args, k)}
     study = args.experiment
-    if study in ("robustness", "open-set"):
+    if study == "wild":
+        text, r = _run_wild(args, ex, kw, train)
+    elif study in ("robustness", "open-set"):
         kw.pop("neighbour_space")
         common = dict(spaces=parse_spaces(args.spaces, allow_none=True), baselines=parse_baselines(args.baselines),
                       baseline_preset=args.baseline_preset, seed=args.seed, **train, **kw)
@@ -113,3 +134,20 @@ def run(args) -> int:
     print(text)
     write_tables(args.out, [text], r)
     return 0
+
+
+def _run_wild(args, ex, kw, train) -> tuple[str, dict]:
+    """--quick fills what was not given (images per model, seeds, epochs, baselines) from wild.QUICK."""
+    from ..experiments import wild
+
+    quick = wild.QUICK if args.quick else {}
+    kw.pop("neighbour_space")
+    if kw["per_model"] is None:
+        kw["per_model"] = quick.get("per_model")
+    train["epochs"] = args.epochs or quick.get("epochs", 30)
+    baselines = parse_baselines(args.baselines) if args.baselines != "none" or not quick else list(quick["baselines"])
+    r = ex.run_wild(args.data, args.out, spaces=parse_spaces(args.spaces, allow_none=True), baselines=baselines,
+                    baseline_preset=args.baseline_preset, seeds=args.seeds or quick.get("seeds", 3),
+                    where=parse_where(args.where), pixel_control=not args.no_pixel_control, chain_seed=args.chain_seed,
+                    resume=args.resume, **train, **kw)
+    return ex.table(r["rows"], wild.COLUMNS), r

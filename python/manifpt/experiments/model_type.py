@@ -109,11 +109,11 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
         fixed = None
         if issubclass(BASELINES[name], SklearnBaseline) and len(accs) < seeds:
             fixed = make_baseline(name, **baseline_params(name, baseline_preset, size, epochs, 0, device,
-                                                          overrides=baseline_args.get(name))).features(fakes)
+                                                          overrides=baseline_args.get(name))).use_reals(d.reals).features(fakes)
         for seed in range(len(accs), seeds):
             b, acc = fit_baseline(name, fakes, labels, split_rows(ds, seed, positions), preset=baseline_preset, size=size,
                                   epochs=epochs, seed=seed, device=device, progress=progress,
-                                  overrides=baseline_args.get(name), resume=prev["resumed"], features=fixed,
+                                  overrides=baseline_args.get(name), resume=prev["resumed"], features=fixed, reals=d.reals,
                                   checkpoint=out / "baselines" / name / f"seed{seed}" / "checkpoint.pt")
             accs.append(acc)
             if seed == 0:  # FDR and t-SNE over all generated images, as for the artifacts

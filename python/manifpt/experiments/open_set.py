@@ -53,7 +53,7 @@ def run_open_set(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), basel
                              att.open_set_scores(a[unknown]), att.open_set["threshold"], acc))
         for name in baselines:
             b, acc = fit_baseline(name, fakes, y, sel, preset=baseline_preset, size=size, epochs=epochs, seed=seed,
-                                  device=device, progress=progress)
+                                  device=device, progress=progress, reals=d.reals)
             threshold = float(np.quantile(b.confidence(fakes[sel["val"]]), 1 - keep))
             rows.append(_row(name, ds.models[held], b.confidence(fakes[sel["test"]]), b.confidence(fakes[unknown]),
                              threshold, acc))

@@ -63,7 +63,7 @@ def run_robustness(data, out: Path, *, spaces=("rgb", "freq"), baselines=(), bas
     images = torch.cat([train_x, fakes[parts["val"]]])
     for name in baselines:
         b, _ = fit_baseline(name, images, torch.cat([train_y, labels[parts["val"]]]), fit_parts, preset=baseline_preset,
-                            size=size, epochs=epochs, seed=seed, device=device, progress=progress)
+                            size=size, epochs=epochs, seed=seed, device=device, progress=progress, reals=d.reals)
         for (kind, strength), x in test_sets.items():
             rows.append({"method": name, "corruption": kind, "strength": strength,
                          "accuracy": metrics.accuracy(b.predict(x), labels[test].numpy())})

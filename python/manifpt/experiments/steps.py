@@ -118,15 +118,20 @@ def baseline_params(name: str, preset: str, size: int, epochs: int, seed: int, d
 
 
 def fit_baseline(name: str, images, labels, parts: dict[str, torch.Tensor], *, preset="cpu", size=DEFAULT_SIZE, epochs=30,
-                 seed=0, device="cpu", progress=False, overrides=None, checkpoint=None, resume=False, features=None):
+                 seed=0, device="cpu", progress=False, overrides=None, checkpoint=None, resume=False, features=None,
+                 reals=None):
     """A baseline trained on images[parts["train"]] (validated on parts["val"]) and, when parts has a
     "test" part, its accuracy there (else None): the fit-and-score step for baselines. `features`: a
-    hand-crafted baseline's features of every row of `images`, computed once for all seeds."""
+    hand-crafted baseline's features of every row of `images`, computed once for all seeds. `reals`: the
+    real images, for a baseline that models them (FSD learns its filters there; the others ignore them)."""
     from ..baselines import make_baseline
     from ..baselines.base import SklearnBaseline
 
     b = make_baseline(name, **baseline_params(name, preset, size, epochs, seed, device, progress, overrides=overrides))
-    if features is not None and isinstance(b, SklearnBaseline):
+    fixed = features is not None and isinstance(b, SklearnBaseline)
+    if reals is not None and not fixed:  # precomputed features already saw the reals
+        b.use_reals(reals)
+    if fixed:
         b.fit_features(features[parts["train"]], labels[parts["train"]])
         predict = lambda rows: b.predict_features(features[rows])  # noqa: E731
     else:
