@@ -182,7 +182,8 @@ class Attributor:
             fetch = lambda batches: loader(train_rows, batches, workers=workers, pin_memory=pin)  # noqa: E731
 
         def score() -> float:
-            pred = self.predict(val_rows, batch_size=chunk)[0]
+            # at most 256 rows a forward: the activations, not the inputs, set the memory of a big chunk
+            pred = self.predict(val_rows, batch_size=min(chunk, 256))[0]
             return float((pred == val_rows.y()).float().mean())
 
         self.history, extra = train(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import metrics, viz
@@ -35,13 +36,15 @@ def store_parts(store: ArtifactStore, seed: int) -> dict[str, torch.Tensor]:
 
 def fit_store(folder: Path, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
               device="cpu", progress=True, open_set_score="energy", keep=0.95, workers=0, memory_budget=None,
-              precision="auto") -> dict:
+              precision="auto", in_ram=False) -> dict:
+    """`in_ram`: the artifacts loaded whole into a tensor first (the benchmark's reference for the disk path)."""
     store = ArtifactStore(folder)
     rank, world = rank_world()
     out = Path(out)
     parts = store_parts(store, seed)
     reader = store.reader()
-    rows = {k: Rows(reader, store.labels, v) for k, v in parts.items()}
+    source = torch.from_numpy(np.load(store.path)) if in_ram else reader
+    rows = {k: Rows(source, store.labels, v) for k, v in parts.items()}
     att = Attributor(len(store.models), store.shape[1:], arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
                      optimizer=optimizer, device=device, class_names=store.models, precision=precision)
     _check_budget(att, reader.row_bytes, workers, memory_budget)
@@ -58,7 +61,7 @@ def fit_store(folder: Path, out: Path, *, arch="small", epochs=30, seed=0, batch
               "history": att.history}
     if rank != 0:
         return result
-    chunk = chunk_rows(reader.row_bytes, memory_budget, default=1024)
+    chunk = min(256, chunk_rows(reader.row_bytes, memory_budget))  # activations of a forward grow with it too
     test_y = rows["test"].y().numpy()
     pred, probs = att.predict(rows["test"], batch_size=chunk)
     acc = metrics.accuracy(pred.numpy(), test_y)
@@ -92,7 +95,7 @@ def evaluate_store(model: Path, folder: Path, out: Path, *, device="cpu", memory
         raise ValueError(f"--artifacts {folder} has models {store.models}, but the attributor was trained on {names}")
     reader = store.reader()
     rows = Rows(reader, store.labels, torch.nonzero(~store.identical).flatten())
-    pred, _ = att.predict(rows, batch_size=chunk_rows(reader.row_bytes, memory_budget, default=1024))
+    pred, _ = att.predict(rows, batch_size=min(256, chunk_rows(reader.row_bytes, memory_budget)))
     y = rows.y().numpy()
     cm = metrics.confusion_matrix(pred.numpy(), y, len(names))
     acc = metrics.accuracy(pred.numpy(), y)
