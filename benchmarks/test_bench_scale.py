@@ -70,3 +70,109 @@ def test_torchrun_two_ranks_vs_one(benchmark, reals_file, tmp_path):
     for name in ("index.npy", "artifacts.npy", "distance.npy"):
         assert np.array_equal(np.load(tmp_path / "one" / name), np.load(tmp_path / "two" / name))
     benchmark.extra_info.update({**s, "one_process_s": t1, "two_ranks_s": t2, "two_ranks_over_one": t2 / t1})
+
+
+# ---- artifacts on disk and fit under torchrun (issue: the paper's scale end to end) -------------------
+
+FIT_SIZES = {"small": dict(size=16, rows=2000, budget=1 << 20, per_model=40, epochs=2, seeds=(0,)),
+             "full": dict(size=64, rows=10924, budget=128 << 20, per_model=200, epochs=6, seeds=(0, 1, 2))}
+FIT_SIZES["demo"] = FIT_SIZES["small"]
+
+
+def _synthetic_store(folder, size, rows):
+    """GM-Mini's RGB artifacts at size x size (upsampled), repeated with noise (1% of their std) to `rows`
+    rows, written chunk by chunk: a file larger than the fit's budget with GM-Mini's classes in it."""
+    from manifpt.artifact_store import ChunkedWriter
+    from manifpt.data import gm_mini
+    from manifpt.experiments.steps import load_dataset, space_artifacts
+
+    d = load_dataset(gm_mini.resolve("gm-mini"), size)
+    _, art = space_artifacts(d, "rgb", progress=False)
+    base, labels = art.artifact, d.labels
+    scale = 0.01 * float(base.std())
+    g = torch.Generator().manual_seed(0)
+    w = ChunkedWriter(folder, rows, tuple(base.shape[1:]), 1024, key={"synthetic": size})
+    for k in w.todo():
+        lo, hi = w.bounds(k)
+        src = torch.arange(lo, hi) % len(base)
+        w.write(k, {"artifacts": (base[src] + scale * torch.randn(hi - lo, *base.shape[1:], generator=g)).numpy(),
+                    "labels": labels[src].numpy(), "index": art.index[src].numpy(),
+                    "distance": art.distance[src].numpy(), "identical": np.zeros(hi - lo, bool)})
+    w.finish({"models": d.ds.models, "space": "rgb", "size": size})
+
+
+def _fresh(code: str, cwd) -> dict:
+    """Runs `code` (prints one JSON line, with its own peak RSS) in a fresh process. The peak is VmHWM of
+    /proc/self/status: ru_maxrss would carry the forking pytest process's peak across exec."""
+    r = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_fit_from_disk_vs_in_ram(benchmark, request, tmp_path):
+    s = FIT_SIZES[request.config.getoption("--preset")]
+    store = tmp_path / "store"
+    _synthetic_store(store, s["size"], s["rows"])
+    file_bytes = os.path.getsize(store / "artifacts.npy")
+    code = ("import json; from manifpt.scale_fit import fit_store; "
+            f"r = fit_store({str(store)!r}, {str(tmp_path)!r} + '/fit-IN_RAM', epochs=1, progress=False, "
+            f"memory_budget={s['budget']}, in_ram=IN_RAM); "
+            "print(json.dumps({'s': r['train_seconds'], 'n': r['sizes']['train'], "
+            "'rss': [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 1024}))")
+    base = _fresh("import json, torch, manifpt.scale_fit; print(json.dumps({'rss': [int(l.split()[1]) for l in "
+                  "open('/proc/self/status') if l.startswith('VmHWM')][0] / 1024}))", tmp_path)["rss"]
+    ram = _fresh(code.replace("IN_RAM", "True"), tmp_path)
+    disk = benchmark.pedantic(lambda: _fresh(code.replace("IN_RAM", "False"), tmp_path), rounds=1)
+    per_ram, per_disk = ram["s"] / ram["n"], disk["s"] / disk["n"]
+    benchmark.extra_info.update({**s, "file_mib": file_bytes / 2**20, "budget_mib": s["budget"] / 2**20,
+                                 "file_over_budget": file_bytes / s["budget"], "in_ram_ms_per_sample": 1e3 * per_ram,
+                                 "disk_ms_per_sample": 1e3 * per_disk, "disk_speed_over_ram": per_ram / per_disk,
+                                 "disk_peak_rss_mib": disk["rss"], "ram_peak_rss_mib": ram["rss"],
+                                 "import_peak_rss_mib": base})
+    assert file_bytes >= 4 * s["budget"] * 0.99
+
+
+def test_torchrun_fit_accuracy_and_resume(benchmark, request, tmp_path):
+    """GM-Mini's store at 32 x 32: one process against 2 gloo ranks over seeds (test accuracy), and a 2-rank
+    run stopped by SIGTERM after its first checkpoint then resumed, against the uninterrupted one."""
+    s = FIT_SIZES[request.config.getoption("--preset")]
+    store = tmp_path / "store"
+    res = subprocess.run([sys.executable, "-m", "manifpt.cli", "artifacts", "--per-model", str(s["per_model"]),
+                          "--out", str(store), "--device", "cpu", "--memory-budget", "256MB"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    def fit(nproc, out, seed, extra=(), popen=False):
+        pre = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"]
+               if nproc > 1 else [sys.executable, "-m"])
+        cmd = pre + ["manifpt.cli", "fit", "--artifacts", str(store), "--epochs", str(s["epochs"]), "--seed", str(seed),
+                     "--out", str(out), "--device", "cpu", *extra]
+        env = {**os.environ, "OMP_NUM_THREADS": "1" if nproc > 1 else "2"}
+        if popen:
+            return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads((out / "results.json").read_text())
+
+    one = [fit(1, tmp_path / f"one{k}", k) for k in s["seeds"]]
+    two = benchmark.pedantic(lambda: [fit(2, tmp_path / f"two{k}", k) for k in s["seeds"]], rounds=1)
+    # resume: stop the 2-rank run of seed 0 once its first checkpoint is there, then continue it
+    import signal
+    import time
+
+    cut = tmp_path / "cut"
+    p = fit(2, cut, s["seeds"][0], popen=True)
+    while not (cut / "checkpoint.pt").exists() and p.poll() is None:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=600)
+    stopped_at = torch.load(cut / "checkpoint.pt", weights_only=True)["epoch"]
+    fit(2, cut, s["seeds"][0], extra=("--resume",))
+    a = torch.load(tmp_path / f"two{s['seeds'][0]}" / "model.pt", weights_only=True)["model"]
+    b = torch.load(cut / "model.pt", weights_only=True)["model"]
+    bit_exact = all(torch.equal(a[k], b[k]) for k in a)
+    acc1, acc2 = [r["accuracy"] for r in one], [r["accuracy"] for r in two]
+    benchmark.extra_info.update({**s, "one_process_acc": acc1, "two_ranks_acc": acc2, "one_process_s": [r["train_seconds"] for r in one],
+                                 "two_ranks_s": [r["train_seconds"] for r in two], "resumed_after_epoch": stopped_at,
+                                 "resume_bit_exact": bit_exact, "rows": sum(two[0]["sizes"].values())})
+    assert bit_exact

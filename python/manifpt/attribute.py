@@ -10,7 +10,16 @@ Architectures (`arch`):
 - Vector artifacts (D,), from the sl and ssl spaces: an MLP head (D -> 512 -> K, ReLU, dropout 0.2).
 
 Inputs are standardised per channel (per feature for vectors) with the mean and std of the training
-artifacts, stored in the checkpoint. Artifacts are small residuals, whose scale differs by space.
+artifacts (artifact_store.streamed_stats: float64, chunk by chunk, the same for a tensor and a file),
+stored in the checkpoint. Artifacts are small residuals, whose scale differs by space.
+
+Data: tensors in RAM, or artifact_store.Rows of a file on disk, read batch by batch through a DataLoader
+(`workers` processes, pinned memory on CUDA) and never whole. Under torchrun the model is wrapped in
+DistributedDataParallel (train.train shards each batch over the ranks).
+
+Precision (`precision`): "auto" (default) is bf16 autocast on a CUDA GPU that supports bf16 and fp32
+elsewhere; "bf16" asks for autocast (on the CPU too), "fp32" turns it off. Weights, optimizer state and
+the loss stay float32 in every case.
 
 Training:
 - cross-entropy loss; AdamW (lr 1e-3, wd 1e-2) or SGD (lr 0.1, momentum 0.9, wd 1e-4, as the authors);
@@ -31,8 +40,10 @@ import torch
 from torch import nn
 
 from . import backbones
+from .artifact_store import Rows, chunk_rows, loader, streamed_stats
+from .distributed import rank_world
 from .io import atomic_write
-from .train import accuracy_of, train
+from .train import train
 
 CHECKPOINT_VERSION = 2
 
@@ -82,6 +93,7 @@ class Attributor:
         device: str = "cpu",
         weights: str | None = None,
         class_names: list[str] | None = None,
+        precision: str = "auto",
     ):
         if num_classes < 2:
             raise ValueError(f"Attributor: need at least 2 classes, got {num_classes}")
@@ -89,14 +101,18 @@ class Attributor:
             raise ValueError(f"Attributor: optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
         if epochs < 1 or batch_size < 1 or patience < 1:
             raise ValueError(f"Attributor: epochs, batch_size and patience must be >= 1, got {epochs}, {batch_size}, {patience}")
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"Attributor: precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
         self.config = {
             "num_classes": int(num_classes), "input_shape": [int(s) for s in input_shape], "arch": arch,
             "optimizer": optimizer, "lr": float(lr if lr is not None else (1e-3 if optimizer == "adamw" else 0.1)),
             "weight_decay": float(weight_decay if weight_decay is not None else (1e-2 if optimizer == "adamw" else 1e-4)),
             "epochs": int(epochs), "batch_size": int(batch_size), "patience": int(patience), "seed": int(seed),
             "class_names": list(class_names) if class_names else [str(i) for i in range(num_classes)],
+            "precision": precision,
         }
         self.device = torch.device(device)
+        self.amp = precision == "bf16" or (precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
         torch.manual_seed(seed)
         self.model = build_model(arch, tuple(input_shape), num_classes, weights).to(self.device)
         # oneDNN's CPU convolutions run 20% faster on NHWC than NCHW at these sizes (benchmarks/RESULTS.md)
@@ -110,11 +126,12 @@ class Attributor:
         self.open_set: dict | None = None
 
     # -- normalisation -------------------------------------------------------------------------
-    def _fit_norm(self, x: torch.Tensor) -> None:
-        # per channel for images (N, C, H, W), over all of a one-channel (N, H, W), per feature otherwise
-        dims = [0, 2, 3] if x.dim() == 4 else [0, 1, 2] if x.dim() == 3 else [0]
-        self.mean = x.mean(dim=dims, keepdim=True)[0:1]
-        self.std = x.std(dim=dims, keepdim=True)[0:1].clamp_min(1e-8)
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _chunk(self, rows: Rows, memory_budget: int | None = None) -> int:
+        row_bytes = 4 * max(1, int(torch.tensor(rows.sample_shape).prod()))
+        return chunk_rows(row_bytes, memory_budget, default=max(1024, self.config["batch_size"]))
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         x = ((x.float() - self.mean.to(x.device)) / self.std.to(x.device)).to(self.device)
@@ -136,36 +153,74 @@ class Attributor:
                 raise ValueError(f"Attributor: labels must lie in [0, {self.config['num_classes']}), got {int(y.min())}..{int(y.max())}")
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, x_train, y_train, x_val, y_val, *, checkpoint: str | Path | None = None, resume: bool = False,
-            progress: bool = True, settings: dict | None = None) -> list[dict]:
-        """Trains with early stopping on validation accuracy; returns the per-epoch history. `settings`
-        (plain values) join the configuration that a resumed checkpoint must match."""
-        x_train, y_train, x_val, y_val = (torch.as_tensor(t) for t in (x_train, y_train, x_val, y_val))
-        self._check(x_train, y_train, "x_train")
-        self._check(x_val, y_val, "x_val")
-        if len(x_train) == 0 or len(x_val) == 0:
+    def fit(self, x_train, y_train=None, x_val=None, y_val=None, *, checkpoint: str | Path | None = None,
+            resume: bool = False, progress: bool = True, settings: dict | None = None, workers: int = 0,
+            memory_budget: int | None = None) -> list[dict]:
+        """Trains with early stopping on validation accuracy; returns the per-epoch history. x_train/x_val
+        are tensors (with y_train/y_val) or Rows (their labels inside). `settings` (plain values) join the
+        configuration that a resumed checkpoint must match."""
+        train_rows, val_rows = _as_rows(x_train, y_train), _as_rows(x_val, y_val)
+        for rows, name in ((train_rows, "x_train"), (val_rows, "x_val")):
+            self._check_rows(rows, name)
+        if len(train_rows) == 0 or len(val_rows) == 0:
             raise ValueError("Attributor.fit: the training and validation sets must not be empty")
         c = self.config
-        self._fit_norm(x_train.float())
+        chunk = self._chunk(train_rows, memory_budget)
+        self.mean, self.std = streamed_stats(train_rows.chunks(chunk))
         loss_fn = nn.CrossEntropyLoss()
+        net = self.model
+        if rank_world()[1] > 1:
+            net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-        def batch_loss(idx, gen):
-            return loss_fn(self.model(self._norm(x_train[idx])), y_train[idx].to(self.device))
+        def batch_loss(idx, gen, data=None):
+            x, y = data if data is not None else (train_rows.x(idx), train_rows.y(idx))
+            with self._autocast():
+                return loss_fn(net(self._norm(x)), y.to(self.device, non_blocking=True))
+
+        fetch = None
+        if train_rows.on_disk:
+            pin = self.device.type == "cuda"
+            fetch = lambda batches: loader(train_rows, batches, workers=workers, pin_memory=pin)  # noqa: E731
+
+        def score() -> float:
+            # at most 256 rows a forward: the activations, not the inputs, set the memory of a big chunk
+            pred = self.predict(val_rows, batch_size=min(chunk, 256))[0]
+            return float((pred == val_rows.y()).float().mean())
 
         self.history, extra = train(
-            self.model, self._optimizer(), len(x_train), batch_loss,
-            score=accuracy_of(lambda x: self.predict(x)[0], x_val, y_val), epochs=c["epochs"],
+            net, self._optimizer(), len(train_rows), batch_loss, score=score, epochs=c["epochs"],
             batch_size=c["batch_size"], patience=c["patience"], seed=c["seed"], checkpoint=checkpoint, resume=resume,
-            settings={**c, **(settings or {})}, extra={"mean": self.mean, "std": self.std}, progress="fit" if progress else None)
+            settings={**c, "amp": self.amp, **(settings or {})}, extra={"mean": self.mean, "std": self.std},
+            progress="fit" if progress else None, fetch=fetch)
         self.mean, self.std = extra["mean"], extra["std"]
         return self.history
 
+    def _check_rows(self, rows: Rows, name: str) -> None:
+        if rows.sample_shape != tuple(self.config["input_shape"]):
+            raise ValueError(f"Attributor: {name} must be (N, {', '.join(map(str, self.config['input_shape']))}), got "
+                             f"(N, {', '.join(map(str, rows.sample_shape))})")
+        if rows.labels is None:
+            raise ValueError(f"Attributor: {name} needs labels")
+        y = rows.y()
+        if len(y) and (y.min() < 0 or y.max() >= self.config["num_classes"]):
+            raise ValueError(f"Attributor: labels must lie in [0, {self.config['num_classes']}), got {int(y.min())}..{int(y.max())}")
+
     @torch.inference_mode()
     def logits(self, x, batch_size: int = 256) -> torch.Tensor:
-        x = torch.as_tensor(x)
-        self._check(x)
+        """Logits of a tensor, or of Rows (read chunk by chunk)."""
+        if isinstance(x, Rows):
+            if x.sample_shape != tuple(self.config["input_shape"]):
+                self._check(torch.empty(0, *x.sample_shape))
+            chunks = x.chunks(batch_size)
+        else:
+            x = torch.as_tensor(x)
+            self._check(x)
+            chunks = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
         self.model.eval()
-        out = [self.model(self._norm(x[i : i + batch_size])).float().cpu() for i in range(0, len(x), batch_size)]
+        out = []
+        for part in chunks:
+            with self._autocast():
+                out.append(self.model(self._norm(part)).float().cpu())
         return torch.cat(out) if out else torch.empty(0, self.config["num_classes"])
 
     def predict(self, x, batch_size: int = 256, open_set: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,6 +295,9 @@ class Attributor:
         if self.open_set is None:
             raise RuntimeError("Attributor: call fit_open_set() first")
         if self.open_set["method"] == "fingerprint":
+            if isinstance(x, Rows):  # chunk by chunk: the scores are per row
+                parts = [self.open_set_scores(part) for part in x.chunks(self._chunk(x))]
+                return torch.cat(parts) if parts else torch.empty(0)
             st = self.open_set
             z = (self._flat(x) - st["center"]) @ st["components"].T
             d = z[:, None, :] - st["class_means"][None]
@@ -262,11 +320,23 @@ class Attributor:
         c = state["config"]
         att = cls(c["num_classes"], tuple(c["input_shape"]), arch=c["arch"], optimizer=c["optimizer"], lr=c["lr"],
                   weight_decay=c["weight_decay"], epochs=c["epochs"], batch_size=c["batch_size"], patience=c["patience"],
-                  seed=c["seed"], device=device, class_names=c["class_names"])
+                  seed=c["seed"], device=device, class_names=c["class_names"], precision=c.get("precision", "fp32"))
         att.model.load_state_dict(state["model"])
         att.mean, att.std, att.history = state["mean"], state["std"], state["history"]
         att.temperature, att.open_set = float(state.get("temperature", 1.0)), state.get("open_set")
         return att, state.get("extra", {})
+
+
+def _as_rows(x, y) -> Rows:
+    if isinstance(x, Rows):
+        return x
+    if x is None:
+        raise ValueError("Attributor.fit: give the training and validation artifacts")
+    x = torch.as_tensor(x)
+    y = None if y is None else torch.as_tensor(y)
+    if y is not None and y.shape != (x.shape[0],):
+        raise ValueError(f"Attributor: labels must be ({x.shape[0]},), got {tuple(y.shape)}")
+    return Rows(x, y)
 
 
 def _fingerprint_stats(x: torch.Tensor, y: torch.Tensor, k: int, max_dims: int = 64) -> dict:

@@ -16,7 +16,17 @@ What it guarantees:
   it loads with `torch.load(weights_only=True)`;
 - **bit-exact resume**: with `resume=True` and a checkpoint of the same `settings`, training continues
   after its last epoch and ends with the weights an uninterrupted run would have. A checkpoint of other
-  settings is refused, naming the keys that differ.
+  settings is refused, naming the keys that differ;
+- **data parallel under torchrun** (a process group is initialised, manifpt.distributed.setup): every rank
+  draws the same permutation from the same seed and takes every K-th sample of each batch, as
+  DistributedSampler does, so `batch_size` is the global batch and the learning rate needs no scaling.
+  A model wrapped in DistributedDataParallel has its gradients averaged by DDP; any other model (the
+  torch baselines, which train their network directly) by one flat all-reduce after backward. Rank 0's
+  score decides early stopping on every rank; rank 0 alone reads and writes the checkpoint, and its
+  state is broadcast on resume, so the other ranks need not see the file. A batch smaller than the world
+  size is skipped (a rank without samples would leave the others waiting in the all-reduce);
+- `fetch`: with `fetch(batches) -> iterable of data` (e.g. a DataLoader over a file on disk, prefetching
+  with workers), batch_loss is called as batch_loss(idx, generator, data) with the data of `idx`.
 """
 from __future__ import annotations
 
@@ -26,6 +36,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from . import distributed as D
 from .io import atomic_write
 
 CHECKPOINT_FORMAT = "manifpt-train-v1"
@@ -70,6 +81,7 @@ def train(
     settings: dict | None = None,
     extra: dict | None = None,
     progress: str | None = None,
+    fetch: Callable[[list[torch.Tensor]], Any] | None = None,
 ) -> tuple[list[dict], dict]:
     """Trains `model` for up to `epochs` epochs over `num_samples` samples in shuffled batches.
 
@@ -82,60 +94,86 @@ def train(
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     start, best, best_epoch, best_state, history = 0, float("-inf"), -1, None, []
     extra = dict(extra or {})
-    if resume and checkpoint is not None and Path(checkpoint).is_file():
-        state = read_checkpoint(checkpoint)
-        diff = settings_diff(state["settings"], settings)
-        if diff:
-            raise ValueError(f"--resume: {checkpoint} was written with another configuration ({', '.join(diff)} differ): "
-                             "use another --out, or leave out --resume to start again")
-        model.load_state_dict(state["model"])
+    rank, world = D.rank_world()
+    ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+    inner = model.module if ddp else model
+    if world > 1 and not ddp:
+        D.sync_module(inner)  # one starting point on every rank (DDP's constructor does the same)
+    state, error = None, None
+    if resume and checkpoint is not None and rank == 0 and Path(checkpoint).is_file():
+        try:
+            state = read_checkpoint(checkpoint)
+            diff = settings_diff(state["settings"], settings)
+            if diff:
+                error = (f"--resume: {checkpoint} was written with another configuration ({', '.join(diff)} differ): "
+                         "use another --out, or leave out --resume to start again")
+        except ValueError as e:
+            error = str(e)
+    if resume and world > 1:
+        with D.guard("train"):
+            state, error = D.broadcast((state, error))
+    if error:
+        raise ValueError(error)
+    if state is not None:
+        inner.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start, best, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
         best_state, history, extra = state["best_model"], state["history"], state["extra"]
     bar = None
-    if progress:
+    if progress and rank == 0:
         from tqdm import tqdm
 
-        bar = tqdm(total=epochs, initial=start, desc=progress, unit="epoch")
+        bar = tqdm(total=epochs, initial=start, desc=progress + (f" ({world} ranks)" if world > 1 else ""), unit="epoch")
     try:  # the bar is closed before an exception (Ctrl-C) propagates, so the caller's message comes last
-        for epoch in range(start, epochs):
-            if patience is not None and best_epoch >= 0 and epoch - best_epoch > patience:
-                break
-            model.train()
-            order = torch.randperm(num_samples, generator=gen)
-            total, n = 0.0, 0
-            for i in range(0, num_samples, batch_size):
-                idx = order[i : i + batch_size]
-                if len(idx) < min_batch and num_samples >= min_batch:
-                    continue
-                loss = batch_loss(idx, gen)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
-                n += len(idx)
-            value = score() if score is not None else None
-            history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_acc": value})
-            if value is None or value > best:
-                best = best if value is None else value
-                best_epoch = epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if checkpoint is not None:
-                state = {"format": CHECKPOINT_FORMAT, "settings": settings, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                         "epoch": epoch, "best_score": best, "best_epoch": best_epoch, "best_model": best_state,
-                         "history": history, "extra": extra}
-                atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
-            if bar is not None:
-                bar.set_postfix(loss=f"{total / max(n, 1):.3f}", **({} if value is None else {"val_acc": f"{value:.3f}"}))
-                bar.update(1)
+        with D.guard("train"):
+            for epoch in range(start, epochs):
+                if patience is not None and best_epoch >= 0 and epoch - best_epoch > patience:
+                    break
+                model.train()
+                order = torch.randperm(num_samples, generator=gen)
+                batches = []
+                for i in range(0, num_samples, batch_size):
+                    idx = order[i : i + batch_size]
+                    if len(idx) < max(min_batch, world) and num_samples >= min_batch:
+                        continue
+                    batches.append(idx[rank::world] if world > 1 else idx)
+                total, n = 0.0, 0
+                for idx, data in zip(batches, fetch(batches) if fetch is not None else batches):
+                    loss = batch_loss(idx, gen, data) if fetch is not None else batch_loss(idx, gen)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if world > 1 and not ddp:
+                        D.average_gradients(inner)
+                    optimizer.step()
+                    total += float(loss.detach()) * len(idx)
+                    n += len(idx)
+                if world > 1:
+                    total, n = D.all_sum([total, n])
+                    if not ddp:
+                        D.sync_module(inner)  # BatchNorm statistics: rank 0's, as DDP's broadcast_buffers keeps them
+                value = score() if score is not None else None
+                value = D.broadcast(value) if world > 1 else value  # one early-stopping decision on every rank
+                history.append({"epoch": epoch, "train_loss": total / max(n, 1), "val_acc": value})
+                if value is None or value > best:
+                    best = best if value is None else value
+                    best_epoch = epoch
+                    best_state = {k: v.detach().clone() for k, v in inner.state_dict().items()}
+                if checkpoint is not None and rank == 0:
+                    ckpt = {"format": CHECKPOINT_FORMAT, "settings": settings, "model": inner.state_dict(),
+                            "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
+                            "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_score": best,
+                            "best_epoch": best_epoch, "best_model": best_state, "history": history, "extra": extra}
+                    atomic_write(checkpoint, lambda tmp: torch.save(ckpt, tmp))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{total / max(n, 1):.3f}", **({} if value is None else {"val_acc": f"{value:.3f}"}))
+                    bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     if best_state is not None:
-        model.load_state_dict(best_state)
+        inner.load_state_dict(best_state)
     return history, extra
 
 

@@ -15,23 +15,34 @@ from .attribute import Attributor
 from .data import ImageFolderGM, list_images, load_images
 from .experiments.steps import (DEFAULT_SIZE, drop_identical, fit_and_report, load_dataset, save_result,
                                 space_artifacts)
-from .io import atomic_save_npy, atomic_write_text
+from .artifact_build import build_store, write_in_ram
+from .artifact_store import ArtifactStore, Rows
+from .io import atomic_write_text
 from .manifold import RealManifold
 from .spaces import get_embedder
 
 
 def run_artifacts(data, space, out: Path, *, size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False,
-                  device="cpu", progress=True, per_model=None) -> dict:
-    """Artifacts, labels and nearest-real indices of every generated image (.npy), the FD ratio of the
-    artifacts across models, and a figure of one (fake, nearest real, artifact) triplet per model."""
+                  device="cpu", progress=True, per_model=None, memory_budget=None) -> dict:
+    """Artifacts, labels, nearest-real indices and distances of every generated image, as an artifact store
+    (artifact_store.py: .npy files + store.json, for `fit --artifacts`), the FD ratio of the artifacts
+    across models, and a figure of one (fake, nearest real, artifact) triplet per model. With
+    `memory_budget` (bytes), the store is built chunk by chunk within it (artifact_build.build_store) and
+    the FD ratio is taken on a seeded subset of at most FDR_ROWS rows per model."""
     out = Path(out)
+    if memory_budget is not None:
+        if skip_bad:
+            raise ValueError("--skip-bad with --memory-budget: the streamed store has one row per image; fix or remove "
+                             "the unreadable images (they are listed without --memory-budget --skip-bad)")
+        return _artifacts_streamed(data, space, out, size=size, weights=weights, neighbour_space=neighbour_space,
+                                   device=device, progress=progress, per_model=per_model, memory_budget=memory_budget)
     d = load_dataset(data, size, skip_bad, per_model=per_model)
     ds, fakes, labels = d.ds, d.fakes, d.labels
     manifold, art = space_artifacts(d, space, weights=weights, neighbour_space=neighbour_space, device=device,
                                     cache_dir=out / "cache", progress=progress)
-    atomic_save_npy(out / "artifacts.npy", art.artifact.numpy())
-    atomic_save_npy(out / "labels.npy", labels.numpy())
-    atomic_save_npy(out / "index.npy", art.index.numpy())
+    write_in_ram(out, art, labels, list(ds.models), {"space": space, "neighbour_space": neighbour_space or space,
+                 "size": size, "data": str(Path(data).resolve()), "weights": None if weights is None else str(weights),
+                 "per_model": per_model})
     a, y, n_identical = drop_identical(art, labels)
     if len(ds.models) >= 2:
         fdr = metrics.fd_ratio(a.numpy(), y.numpy())
@@ -51,9 +62,39 @@ def run_artifacts(data, space, out: Path, *, size=DEFAULT_SIZE, weights=None, ne
                              "identical_excluded": n_identical, "fdr": fdr, "figures": ["triplets.png"]})
 
 
+FDR_ROWS = 2000
+
+
+def _artifacts_streamed(data, space, out: Path, *, memory_budget, progress, **kw) -> dict:
+    meta = build_store(data, space, out, memory_budget=memory_budget, progress=progress, **kw)
+    store = ArtifactStore(out)
+    reader = store.reader()
+    keep = ~store.identical
+    g = torch.Generator().manual_seed(0)
+    pick = []
+    for k in range(len(store.models)):
+        rows = torch.nonzero((store.labels == k) & keep).flatten()
+        pick.append(rows[torch.randperm(len(rows), generator=g)[:FDR_ROWS]].sort().values)
+    pick = torch.cat(pick)
+    sample = Rows(reader, store.labels, pick)
+    if len(store.models) >= 2:
+        fdr = metrics.fd_ratio(sample.x(torch.arange(len(sample))).numpy(), sample.y().numpy())
+        fdr["rows"] = len(sample)
+    else:
+        fdr = {"fdr": None, "reason": f"{data} has one model ({store.models[0]}): the FD ratio compares two or more"}
+    per_model = []
+    for k, name in enumerate(store.models):
+        m = store.labels == k
+        per_model.append({"model": name, "images": int(m.sum()), "mean_distance": float(store.distance[m].double().mean()),
+                          "identical_to_a_real": int((store.identical & m).sum())})
+    return save_result(out, {"space": space, "neighbour_space": meta["neighbour_space"], "models": per_model,
+                             "identical_excluded": int(store.identical.sum()), "fdr": fdr, "figures": [],
+                             "memory_budget": memory_budget, "chunk": meta["chunk"]})
+
+
 def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
             size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
-            open_set_score="energy", keep=0.95, per_model=None) -> dict:
+            open_set_score="energy", keep=0.95, per_model=None, precision="auto") -> dict:
     """An attributor on the artifacts of `space` (steps.fit_and_report). With `resume`, OUT/checkpoint.pt
     continues only if it was written for the same data, space and settings."""
     out = Path(out)
@@ -64,7 +105,7 @@ def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_si
              "weights": None if weights is None else str(weights), "neighbour_space": neighbour_space, "per_model": per_model}
     return fit_and_report(d.ds, art, d.labels, d.positions, out, space=space, arch=arch, epochs=epochs, seed=seed,
                           batch_size=batch_size, optimizer=optimizer, resume=resume, device=device, progress=progress,
-                          open_set_score=open_set_score, keep=keep, extra=extra)
+                          open_set_score=open_set_score, keep=keep, extra=extra, precision=precision)
 
 
 def _model_manifold(model_path: Path, device: str, data_override=None, skip_bad: bool = False):

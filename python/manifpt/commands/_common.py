@@ -38,6 +38,10 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
 
 
+def add_memory_budget(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--memory-budget", default=None, metavar="SIZE", help=f"bytes held at once, e.g. 2GB or 512MB: {what}")
+
+
 def check_positive(args, *names: str) -> None:
     names = (*names, "per_model")
     for name in names:

@@ -1,0 +1,103 @@
+"""Training under torchrun: the process group, and the few collectives the training loop needs.
+
+`setup(device, timeout_s)` joins the group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK,
+MASTER_ADDR/PORT in the environment): gloo for the CPU, NCCL for CUDA, one GPU per local rank. Without
+torchrun (WORLD_SIZE unset or 1) it does nothing and training runs in one process.
+
+A rank that dies closes its connections, and the others' next collective raises within about a second
+(gloo) or, for a rank that hangs instead, after `timeout_s`; `guard` turns that into one line that
+names the rank, so a job fails instead of hanging.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of the running group, (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def setup(device: str, timeout_s: float = 600.0) -> tuple[str, bool]:
+    """Joins torchrun's group if there is one; returns (this rank's device, whether we created the group)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or dist.is_initialized():
+        return device, False
+    if timeout_s <= 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {timeout_s}")
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(seconds=timeout_s))
+    return device, True
+
+
+def teardown(created: bool) -> None:
+    if created and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def guard(what: str):
+    """A failed collective (a rank died, or the group timed out) as one line naming this rank."""
+    try:
+        yield
+    except RuntimeError as e:
+        text = str(e)
+        lost = isinstance(e, getattr(dist, "DistError", ())) or any(
+            w in text for w in ("Connection", "connection", "Gloo", "gloo", "NCCL", "Timed out", "timed out", "peer"))
+        if rank_world()[1] == 1 or not lost:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeError(f"manifpt {what}: rank {rank_world()[0]} lost the process group (another rank failed or "
+                           f"the --timeout passed): {first}") from e
+
+
+def broadcast(obj, src: int = 0):
+    """`obj` of rank `src` on every rank (a training state, a decision); no collective in one process."""
+    if rank_world()[1] == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """Element-wise sum over ranks, in float64."""
+    if rank_world()[1] == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def sync_module(model: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank (BatchNorm's running statistics drift per rank)."""
+    if rank_world()[1] == 1:
+        return
+    for t in list(model.parameters()) + list(model.buffers()):
+        dist.broadcast(t.data, 0)
+
+
+def average_gradients(model: torch.nn.Module) -> None:
+    """Mean of the gradients over ranks, in one flat all-reduce: DistributedDataParallel's reduction, for a
+    model that trains without its wrapper (the baselines call their network directly)."""
+    _, world = rank_world()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if world == 1 or not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
