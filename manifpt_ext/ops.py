@@ -54,13 +54,27 @@ def _check(fakes: torch.Tensor, reals: torch.Tensor) -> None:
         raise ValueError(f"manifpt.project: the trailing shape S has no elements (D = 0), got {tuple(fakes.shape)}")
 
 
-def project(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n: int = 0) -> Projection:
+PRECISIONS = ("exact", "tf32", "bf16")
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"manifpt.project: precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def project(
+    fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n: int = 0, precision: str = "exact"
+) -> Projection:
     """Exact nearest real sample of every fake, and the artifact, in one fused kernel.
 
     Args:
         fakes: Tensor[M, *S] generated samples (any trailing shape S, flattened to D = prod(S)).
         reals: Tensor[N, *S] real samples, same dtype (float32/float64/float16/bfloat16) and device.
         tile_m, tile_n: CPU tile sizes (fakes, reals) for tests and tuning; 0 picks them.
+        precision: the arithmetic of the CUDA kernel's candidate search (tensor cores): "exact"
+            (float64 DMMA, default), "tf32" or "bf16" (faster candidates, wider error bound, more
+            rows re-ranked). The answer is the exact one for every precision: candidates are
+            re-ranked in float64. The CPU path ignores it (its own bound in float32/float64).
 
     Returns:
         Projection(artifact Tensor[M, *S], index Tensor[M] int64, distance Tensor[M] float32) with
@@ -72,25 +86,59 @@ def project(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n
     Differentiable: the artifact's (and distance's) gradient flows to fakes and to the chosen reals.
     """
     _check(fakes, reals)
+    _check_precision(precision)
     if tile_m < 0 or tile_n < 0:
         raise ValueError(f"manifpt.project: tile_m and tile_n must be >= 0 (0 = automatic), got {tile_m} and {tile_n}")
-    artifact, index, distance = torch.ops.manifpt.project.default(fakes, reals, tile_m, tile_n)
+    if precision != "exact" and fakes.device.type == "cuda":
+        artifact, index, distance = torch.ops.manifpt.project_precision.default(fakes, reals, precision, "auto", 0)
+    else:
+        artifact, index, distance = torch.ops.manifpt.project.default(fakes, reals, tile_m, tile_n)
     return Projection(artifact, index, distance)
 
 
-def _project_cuda_emulated(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n: int = 0) -> Projection:
+def _project_cuda(
+    fakes: torch.Tensor, reals: torch.Tensor, *, precision: str = "exact", variant: str = "auto", splits: int = 0
+) -> Projection:
+    """The CUDA op with its kernel choices exposed, for tests and benchmarks: `variant` "auto"/"mma"
+    (tensor-core candidates + float64 re-rank) or "direct" (the first CUDA-core kernel, the
+    reference variant); `splits` > 0 forces the number of ranges the reals are split into (0 =
+    automatic). CUDA tensors; see :func:`project`."""
+    _check(fakes, reals)
+    _check_precision(precision)
+    if splits < 0:
+        raise ValueError(f"manifpt.project: splits must be >= 0 (0 = automatic), got {splits}")
+    artifact, index, distance = torch.ops.manifpt.project_precision.default(fakes, reals, precision, variant, splits)
+    return Projection(artifact, index, distance)
+
+
+def _project_cuda_emulated(
+    fakes: torch.Tensor,
+    reals: torch.Tensor,
+    *,
+    tile_m: int = 0,
+    tile_n: int = 0,
+    precision: str = "exact",
+    variant: str = "auto",
+    splits: int = 0,
+) -> Projection:
     """The CUDA kernel of :func:`project`, run on CPU threads by the CUDA emulation. For tests.
 
     The same device code and host launcher as the CUDA op (csrc/ops/project/project_kernels.cuh and
     project_launch.h), compiled for the CPU against csrc/testing/cuda_emu.h, so that the CUDA kernel
     executes, with CUDA's launch rules and results bit for bit, on machines without a GPU. Takes and
-    returns CPU tensors (Tensor[M, *S], Tensor[N, *S] -> Projection as :func:`project`); ranks in
-    float32 (float64 for float64 inputs) as the device does. Slow: one fiber per CUDA thread.
+    returns CPU tensors (Tensor[M, *S], Tensor[N, *S] -> Projection as :func:`project`).
+    precision, variant, splits: as :func:`_project_cuda`. Slow: one fiber per CUDA thread.
     """
     _check(fakes, reals)
+    _check_precision(precision)
     if tile_m < 0 or tile_n < 0:
         raise ValueError(f"manifpt.project: tile_m and tile_n must be >= 0 (0 = automatic), got {tile_m} and {tile_n}")
-    artifact, index, distance = torch.ops.manifpt._project_cuda_emulated.default(fakes, reals, tile_m, tile_n)
+    if splits < 0:
+        raise ValueError(f"manifpt.project: splits must be >= 0 (0 = automatic), got {splits}")
+    if (precision, variant, splits) == ("exact", "auto", 0):
+        artifact, index, distance = torch.ops.manifpt._project_cuda_emulated.default(fakes, reals, tile_m, tile_n)
+    else:
+        artifact, index, distance = torch.ops.manifpt._project_precision_emulated.default(fakes, reals, precision, variant, splits)
     return Projection(artifact, index, distance)
 
 

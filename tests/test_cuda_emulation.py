@@ -128,6 +128,29 @@ def test_race_check_reports_a_barrier_removed_from_the_project_kernel(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "pattern,what",
+    [
+        # The barrier between the K loop's mma and the next step's staging of the same tiles.
+        (r"(wmma::mma_sync\(acc\[a\]\[b\], fa\[a\], fb\[b\], acc\[a\]\[b\]\);\s*\}\s*)__syncthreads\(\);", "staging"),
+        # The barrier between store_matrix_sync and the scan: each lane stores only its own accumulator
+        # elements (as on the device), so the scanning threads read other lanes' stores unordered.
+        (r"(wmma::mem_row_major\);\s*)__syncthreads\(\);", "store"),
+    ],
+)
+def test_race_check_reports_a_barrier_removed_from_the_mma_kernel(tmp_path, pattern, what):
+    root = tmp_path / "csrc"
+    for sub in SOURCE_DIRS:
+        shutil.copytree(CSRC / sub, root / sub)
+    kernel = root / "ops" / "project" / "cuda" / "mma.cuh"
+    mutated, count = re.subn(pattern, r"\1/* barrier removed by the test */", kernel.read_text())
+    assert count == 1, f"the {what} barrier was not found: update this test with the kernel"
+    kernel.write_text(mutated)
+    r = _run(_build(root), "kernels")
+    assert r.returncode != 0 and "ThreadSanitizer: data race" in r.stderr, r.stdout + r.stderr[-3000:]
+    assert "project_mma_kernel" in r.stderr
+
+
+@pytest.mark.parametrize(
     "command,message",
     [
         ("deadlock-barrier", "exits while 16 thread"),

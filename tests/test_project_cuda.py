@@ -152,12 +152,19 @@ def test_nan_and_inf_are_refused(kernel_device, make_inputs):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-def test_squares_overflowing_float32_are_refused(kernel_device, make_inputs, dtype):
-    # The kernel accumulates in float32: with values ~1e20 every distance is inf and the index would be
-    # meaningless, so the op refuses (the CPU op ranks these in float64).
+def test_squares_overflowing_float32(kernel_device, make_inputs, dtype):
+    # Values ~1e20: every squared distance overflows float32. The tensor-core kernel centres and ranks
+    # in float64, so it returns the exact index (the distance, a float32, is inf, as the CPU op's);
+    # the direct kernel accumulates in float32, where the index would be meaningless, so it refuses.
     x, y = make_inputs(20, 50, (7,), seed=5)
+    xb, yb = (x * 1e20).to(dtype), (y * 1e20).to(dtype)
+    want = manifpt_ext.project_reference(xb, yb).index
+    for precision in ("exact", "tf32", "bf16"):
+        p = kernel_device.project_kernel(kernel_device.to(xb), kernel_device.to(yb), precision=precision)
+        assert torch.equal(p.index.cpu(), want), precision
+    assert torch.equal(p.distance.cpu(), manifpt_ext.project(xb, yb).distance)
     with pytest.raises(RuntimeError, match="overflow float32"):
-        kernel_device.project(kernel_device.to((x * 1e20).to(dtype)), kernel_device.to((y * 1e20).to(dtype)))
+        kernel_device.project_kernel(kernel_device.to(xb), kernel_device.to(yb), variant="direct")
     x64, y64 = kernel_device.to(x.double() * 1e20), kernel_device.to(y.double() * 1e20)  # float64 accumulates in float64
     assert torch.equal(kernel_device.project(x64, y64).index.cpu(), manifpt_ext.project_reference(x64.cpu(), y64.cpu()).index)
 
@@ -337,3 +344,105 @@ def test_half_and_bfloat16_conversions_round_to_nearest_even(kernel_device):
     assert torch.equal(out[:, 1] & 0xFFFF, bf16.view(torch.int16).to(torch.int32) & 0xFFFF)
     assert torch.equal(out[:, 2], half.float().view(torch.int32))
     assert torch.equal(out[:, 3], bf16.float().view(torch.int32))
+
+
+# ---- the tensor-core variant (cuda/mma.cuh): every precision gives the float64 answer ---------------------
+
+PRECISIONS = ["exact", "tf32", "bf16"]
+
+
+def _assert_exact(p, x, y):
+    """The tensor-core kernel re-ranks its candidates in float64 on the original values: its index is
+    the float64 reference's (ties to the lowest index), its distance that minimum in float32, and its
+    artifact fakes - reals[index] in the accumulation type (float32; float64 for float64)."""
+    x, y = x.detach().cpu(), y.detach().cpu()
+    r = manifpt_ext.project_reference(x, y)
+    bad = (p.index.cpu() != r.index).nonzero().flatten().tolist()
+    assert not bad, f"rows {bad[:10]} differ from the float64 reference"
+    m, n = x.shape[0], y.shape[0]
+    d64 = ((x.reshape(m, -1).double() - y.reshape(n, -1)[r.index].double()) ** 2).sum(1)
+    torch.testing.assert_close(p.distance.cpu(), d64.float(), rtol=2e-7, atol=0)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    want = (x.reshape(m, -1).to(acc) - y.reshape(n, -1)[r.index].to(acc)).to(x.dtype).reshape(x.shape)
+    assert torch.equal(p.artifact.cpu(), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("m,n,d,splits", [(70, 200, 17, 0), (130, 90, 33, 1), (5, 700, 40, 3)], ids=str)
+def test_mma_matches_float64_reference(kernel_device, make_inputs, precision, dtype, m, n, d, splits):
+    x, y = make_inputs(m, n, (d,), dtype, device=kernel_device.device, seed=m + n)
+    _assert_exact(kernel_device.project_kernel(x, y, precision=precision, splits=splits), x, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_mma_shared_large_offset(kernel_device, make_inputs, precision, dtype):
+    # The case where a plain float32 GEMM expansion fails: a shared offset of 300, noise 0.05.
+    x, y = make_inputs(150, 400, (64,), dtype, device=kernel_device.device, seed=7, offset=300.0, noise=0.05)
+    _assert_exact(kernel_device.project_kernel(x, y, precision=precision), x, y)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("copies,splits", [(3, 1), (3, 0), (20, 1), (20, 0)], ids=str)
+def test_mma_duplicated_reals_across_tiles_and_blocks(kernel_device, precision, copies, splits):
+    # Copies of every real, 40 rows apart: across tiles of 64 reals and, with splits, across blocks;
+    # 20 copies of the nearest real are more than a fake's 16 candidates (the direct scan of overflowed
+    # rows). The lowest copy must win, at distance 0 for exact copies.
+    g = torch.Generator().manual_seed(1)
+    uniq = torch.randn(40, 9, generator=g)
+    reals = kernel_device.to(uniq.repeat(copies, 1))
+    fakes = kernel_device.to(torch.cat([uniq[[3, 7, 0, 39]], uniq[[5, 21]] + 1e-3]))
+    p = kernel_device.project_kernel(fakes, reals, precision=precision, splits=splits)
+    assert p.index.tolist() == [3, 7, 0, 39, 5, 21]
+    assert p.distance[:4].tolist() == [0.0] * 4 and bool((p.artifact[:4] == 0).all())
+    _assert_exact(p, fakes, reals)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("m,n,d", [(1, 1, 1), (1, 300, 3), (300, 1, 3), (65, 130, 1), (1, 1, 700)], ids=str)
+def test_mma_edge_shapes(kernel_device, make_inputs, precision, m, n, d):
+    x, y = make_inputs(m, n, (d,), device=kernel_device.device, seed=m * n + d)
+    _assert_exact(kernel_device.project_kernel(x, y, precision=precision), x, y)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_mma_large_dimension(kernel_device, make_inputs, precision, dtype):
+    # D = 196608 (a 3 x 256 x 256 image) at small M and N: 12288 staging steps per tile.
+    x, y = make_inputs(3, 5, (3, 256, 256), dtype, device=kernel_device.device, seed=11)
+    _assert_exact(kernel_device.project_kernel(x, y, precision=precision), x, y)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mma_equals_the_direct_variant(kernel_device, seed):
+    # Small integers: the direct kernel's float32 distances are exact too, so both variants must
+    # agree bit for bit, ties included (reals repeated across tiles).
+    g = torch.Generator().manual_seed(seed)
+    y = kernel_device.to(torch.randint(-3, 4, (45, 6), generator=g).float().repeat(3, 1))
+    x = kernel_device.to(torch.randint(-3, 4, (90, 6), generator=g).float())
+    direct = kernel_device.project_kernel(x, y, variant="direct")
+    for precision in PRECISIONS:
+        fast = kernel_device.project_kernel(x, y, precision=precision, variant="mma")
+        assert torch.equal(fast.index, direct.index) and torch.equal(fast.distance, direct.distance), precision
+        assert torch.equal(fast.artifact, direct.artifact)
+
+
+def test_precision_and_variant_arguments_are_checked(kernel_device, make_inputs):
+    x, y = make_inputs(4, 6, (3,), device=kernel_device.device)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        kernel_device.project_kernel(x, y, precision="fp8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        manifpt_ext.project(x, y, precision="half")
+    with pytest.raises(RuntimeError, match="variant must be 'auto', 'mma' or 'direct'"):
+        kernel_device.project_kernel(x, y, variant="fast")
+    with pytest.raises(ValueError, match="splits must be >= 0"):
+        kernel_device.project_kernel(x, y, splits=-1)
+
+
+def test_mma_opcheck(kernel_device, make_inputs):
+    x, y = make_inputs(20, 50, (6, 5), torch.float64, seed=3, device=kernel_device.device)
+    op = torch.ops.manifpt.project_precision.default if kernel_device.name == "cuda" else torch.ops.manifpt._project_precision_emulated.default
+    torch.library.opcheck(op, (x, y, "tf32", "auto", 2))
+    xs = x[:5].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a: kernel_device.project_kernel(a, y, precision="bf16").artifact, (xs,))
