@@ -78,3 +78,10 @@ torch.library.register_fake("manifpt::_project_precision_emulated")(_project_pre
 torch.library.register_autograd(
     "manifpt::_project_precision_emulated", _backward_precision, setup_context=_setup_context_precision
 )
+
+
+@torch.library.register_fake("manifpt::freq_spectra")
+def _freq_spectra_fake(images, mode="logmag"):
+    b, c, h, w = images.shape
+    dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
+    return images.new_empty((b, 2 * c if mode == "complex" else c, h, w), dtype=dtype)

@@ -6,6 +6,9 @@ from typing import NamedTuple
 
 import torch
 
+from .freq import MODES as FREQ_MODES
+from .freq import freq_embed
+
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
@@ -160,6 +163,54 @@ def _cuda_probe(
     launch limits). max_dynamic_smem > 0 first raises the kernel's dynamic shared memory limit.
     """
     return torch.ops.manifpt._cuda_probe.default(kernel, input, list(grid), list(block), dynamic_smem, max_dynamic_smem)
+
+
+def _freq_post_emulated(half: torch.Tensor, width: int, mode: str = "logmag") -> torch.Tensor:
+    """The CUDA FFT embedding's fused post-FFT kernel under the CUDA emulation, for tests: half is
+    torch.view_as_real(torch.fft.rfft2(x)) (B, C, H, W // 2 + 1, 2), width = W -> the embedding
+    Tensor[B, C or 2C, H, W] of :func:`manifpt_ext.freq_embed`."""
+    return torch.ops.manifpt._freq_post_emulated.default(half, width, mode)
+
+
+def _freq_spectra(images: torch.Tensor, mode: str) -> torch.Tensor:
+    """freq_embed(images, mode): on CUDA by cuFFT + the fused post-FFT kernel when this build has
+    them, else by torch.fft (pocketfft on the CPU)."""
+    if images.device.type == "cuda" and torch._C._dispatch_has_kernel_for_dispatch_key("manifpt::freq_spectra", "CUDA"):
+        return torch.ops.manifpt.freq_spectra.default(images, mode)
+    return freq_embed(images, mode)
+
+
+def project_freq(
+    fake_images: torch.Tensor,
+    real_images: torch.Tensor | None = None,
+    *,
+    mode: str = "logmag",
+    real_spectra: torch.Tensor | None = None,
+    precision: str = "exact",
+) -> Projection:
+    """Nearest real in the channelwise FFT space: :func:`project` of freq_embed(fakes, mode) onto
+    freq_embed(reals, mode), Tensor[M, C, H, W] x Tensor[N, C, H, W] -> Projection (artifact
+    Tensor[M, C or 2C, H, W] in the frequency space).
+
+    On CUDA the spectra come from one batched cuFFT plan per shape and a fused kernel that writes the
+    fftshifted log1p(|F|) (or |F|, or Re/Im as 2C channels) straight into the projection's layout; on
+    the CPU from torch.fft. real_spectra: the reals' embedding, precomputed (then real_images may be
+    None), so a loop over batches of fakes transforms the reals once."""
+    if mode not in FREQ_MODES:
+        raise ValueError(f"manifpt.project_freq: mode must be one of {FREQ_MODES}, got {mode!r}")
+    _check_precision(precision)
+    for name, t in (("fake_images", fake_images), ("real_images", real_images)):
+        if t is not None and (not isinstance(t, torch.Tensor) or t.dim() != 4):
+            raise ValueError(f"manifpt.project_freq: {name} must be a (B, C, H, W) tensor, got {getattr(t, 'shape', type(t).__name__)}")
+    if real_spectra is None and real_images is None:
+        raise ValueError("manifpt.project_freq: pass real_images or real_spectra")
+    fakes = _freq_spectra(fake_images, mode)
+    reals = real_spectra if real_spectra is not None else _freq_spectra(real_images, mode)
+    if reals.shape[1:] != fakes.shape[1:]:
+        raise ValueError(
+            f"manifpt.project_freq: real_spectra {tuple(reals.shape)} do not match the fakes' spectra {tuple(fakes.shape)} (mode {mode!r})"
+        )
+    return project(fakes, reals.to(fakes.dtype), precision=precision)
 
 
 def cuda_available() -> bool:
