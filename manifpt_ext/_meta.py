@@ -57,3 +57,31 @@ torch.library.register_autograd("manifpt::_project_cuda_emulated", _backward, se
 @torch.library.register_fake("manifpt::row_sqdist")
 def _row_sqdist_fake(a, b):
     return a.new_empty((a.shape[0],), dtype=torch.float64)
+
+
+# The CUDA op with its precision, variant and split arguments (and its emulated twin): same contract.
+@torch.library.register_fake("manifpt::project_precision")
+def _project_precision_fake(fakes, reals, precision="exact", variant="auto", splits=0):
+    return _project_fake(fakes, reals)
+
+
+def _setup_context_precision(ctx, inputs, output):
+    _setup_context(ctx, (*inputs[:2], 0, 0), output)
+
+
+def _backward_precision(ctx, *grads):
+    return (*_backward(ctx, *grads)[:2], None, None, None)
+
+
+torch.library.register_autograd("manifpt::project_precision", _backward_precision, setup_context=_setup_context_precision)
+torch.library.register_fake("manifpt::_project_precision_emulated")(_project_precision_fake)
+torch.library.register_autograd(
+    "manifpt::_project_precision_emulated", _backward_precision, setup_context=_setup_context_precision
+)
+
+
+@torch.library.register_fake("manifpt::freq_spectra")
+def _freq_spectra_fake(images, mode="logmag"):
+    b, c, h, w = images.shape
+    dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
+    return images.new_empty((b, 2 * c if mode == "complex" else c, h, w), dtype=dtype)

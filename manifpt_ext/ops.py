@@ -6,6 +6,9 @@ from typing import NamedTuple
 
 import torch
 
+from .freq import MODES as FREQ_MODES
+from .freq import freq_embed
+
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
@@ -54,13 +57,27 @@ def _check(fakes: torch.Tensor, reals: torch.Tensor) -> None:
         raise ValueError(f"manifpt.project: the trailing shape S has no elements (D = 0), got {tuple(fakes.shape)}")
 
 
-def project(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n: int = 0) -> Projection:
+PRECISIONS = ("exact", "tf32", "bf16")
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"manifpt.project: precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def project(
+    fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n: int = 0, precision: str = "exact"
+) -> Projection:
     """Exact nearest real sample of every fake, and the artifact, in one fused kernel.
 
     Args:
         fakes: Tensor[M, *S] generated samples (any trailing shape S, flattened to D = prod(S)).
         reals: Tensor[N, *S] real samples, same dtype (float32/float64/float16/bfloat16) and device.
         tile_m, tile_n: CPU tile sizes (fakes, reals) for tests and tuning; 0 picks them.
+        precision: the arithmetic of the CUDA kernel's candidate search (tensor cores): "exact"
+            (float64 DMMA, default), "tf32" or "bf16" (faster candidates, wider error bound, more
+            rows re-ranked). The answer is the exact one for every precision: candidates are
+            re-ranked in float64. The CPU path ignores it (its own bound in float32/float64).
 
     Returns:
         Projection(artifact Tensor[M, *S], index Tensor[M] int64, distance Tensor[M] float32) with
@@ -72,25 +89,59 @@ def project(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n
     Differentiable: the artifact's (and distance's) gradient flows to fakes and to the chosen reals.
     """
     _check(fakes, reals)
+    _check_precision(precision)
     if tile_m < 0 or tile_n < 0:
         raise ValueError(f"manifpt.project: tile_m and tile_n must be >= 0 (0 = automatic), got {tile_m} and {tile_n}")
-    artifact, index, distance = torch.ops.manifpt.project.default(fakes, reals, tile_m, tile_n)
+    if precision != "exact" and fakes.device.type == "cuda":
+        artifact, index, distance = torch.ops.manifpt.project_precision.default(fakes, reals, precision, "auto", 0)
+    else:
+        artifact, index, distance = torch.ops.manifpt.project.default(fakes, reals, tile_m, tile_n)
     return Projection(artifact, index, distance)
 
 
-def _project_cuda_emulated(fakes: torch.Tensor, reals: torch.Tensor, *, tile_m: int = 0, tile_n: int = 0) -> Projection:
+def _project_cuda(
+    fakes: torch.Tensor, reals: torch.Tensor, *, precision: str = "exact", variant: str = "auto", splits: int = 0
+) -> Projection:
+    """The CUDA op with its kernel choices exposed, for tests and benchmarks: `variant` "auto"/"mma"
+    (tensor-core candidates + float64 re-rank) or "direct" (the first CUDA-core kernel, the
+    reference variant); `splits` > 0 forces the number of ranges the reals are split into (0 =
+    automatic). CUDA tensors; see :func:`project`."""
+    _check(fakes, reals)
+    _check_precision(precision)
+    if splits < 0:
+        raise ValueError(f"manifpt.project: splits must be >= 0 (0 = automatic), got {splits}")
+    artifact, index, distance = torch.ops.manifpt.project_precision.default(fakes, reals, precision, variant, splits)
+    return Projection(artifact, index, distance)
+
+
+def _project_cuda_emulated(
+    fakes: torch.Tensor,
+    reals: torch.Tensor,
+    *,
+    tile_m: int = 0,
+    tile_n: int = 0,
+    precision: str = "exact",
+    variant: str = "auto",
+    splits: int = 0,
+) -> Projection:
     """The CUDA kernel of :func:`project`, run on CPU threads by the CUDA emulation. For tests.
 
     The same device code and host launcher as the CUDA op (csrc/ops/project/project_kernels.cuh and
     project_launch.h), compiled for the CPU against csrc/testing/cuda_emu.h, so that the CUDA kernel
     executes, with CUDA's launch rules and results bit for bit, on machines without a GPU. Takes and
-    returns CPU tensors (Tensor[M, *S], Tensor[N, *S] -> Projection as :func:`project`); ranks in
-    float32 (float64 for float64 inputs) as the device does. Slow: one fiber per CUDA thread.
+    returns CPU tensors (Tensor[M, *S], Tensor[N, *S] -> Projection as :func:`project`).
+    precision, variant, splits: as :func:`_project_cuda`. Slow: one fiber per CUDA thread.
     """
     _check(fakes, reals)
+    _check_precision(precision)
     if tile_m < 0 or tile_n < 0:
         raise ValueError(f"manifpt.project: tile_m and tile_n must be >= 0 (0 = automatic), got {tile_m} and {tile_n}")
-    artifact, index, distance = torch.ops.manifpt._project_cuda_emulated.default(fakes, reals, tile_m, tile_n)
+    if splits < 0:
+        raise ValueError(f"manifpt.project: splits must be >= 0 (0 = automatic), got {splits}")
+    if (precision, variant, splits) == ("exact", "auto", 0):
+        artifact, index, distance = torch.ops.manifpt._project_cuda_emulated.default(fakes, reals, tile_m, tile_n)
+    else:
+        artifact, index, distance = torch.ops.manifpt._project_precision_emulated.default(fakes, reals, precision, variant, splits)
     return Projection(artifact, index, distance)
 
 
@@ -112,6 +163,54 @@ def _cuda_probe(
     launch limits). max_dynamic_smem > 0 first raises the kernel's dynamic shared memory limit.
     """
     return torch.ops.manifpt._cuda_probe.default(kernel, input, list(grid), list(block), dynamic_smem, max_dynamic_smem)
+
+
+def _freq_post_emulated(half: torch.Tensor, width: int, mode: str = "logmag") -> torch.Tensor:
+    """The CUDA FFT embedding's fused post-FFT kernel under the CUDA emulation, for tests: half is
+    torch.view_as_real(torch.fft.rfft2(x)) (B, C, H, W // 2 + 1, 2), width = W -> the embedding
+    Tensor[B, C or 2C, H, W] of :func:`manifpt_ext.freq_embed`."""
+    return torch.ops.manifpt._freq_post_emulated.default(half, width, mode)
+
+
+def _freq_spectra(images: torch.Tensor, mode: str) -> torch.Tensor:
+    """freq_embed(images, mode): on CUDA by cuFFT + the fused post-FFT kernel when this build has
+    them, else by torch.fft (pocketfft on the CPU)."""
+    if images.device.type == "cuda" and torch._C._dispatch_has_kernel_for_dispatch_key("manifpt::freq_spectra", "CUDA"):
+        return torch.ops.manifpt.freq_spectra.default(images, mode)
+    return freq_embed(images, mode)
+
+
+def project_freq(
+    fake_images: torch.Tensor,
+    real_images: torch.Tensor | None = None,
+    *,
+    mode: str = "logmag",
+    real_spectra: torch.Tensor | None = None,
+    precision: str = "exact",
+) -> Projection:
+    """Nearest real in the channelwise FFT space: :func:`project` of freq_embed(fakes, mode) onto
+    freq_embed(reals, mode), Tensor[M, C, H, W] x Tensor[N, C, H, W] -> Projection (artifact
+    Tensor[M, C or 2C, H, W] in the frequency space).
+
+    On CUDA the spectra come from one batched cuFFT plan per shape and a fused kernel that writes the
+    fftshifted log1p(|F|) (or |F|, or Re/Im as 2C channels) straight into the projection's layout; on
+    the CPU from torch.fft. real_spectra: the reals' embedding, precomputed (then real_images may be
+    None), so a loop over batches of fakes transforms the reals once."""
+    if mode not in FREQ_MODES:
+        raise ValueError(f"manifpt.project_freq: mode must be one of {FREQ_MODES}, got {mode!r}")
+    _check_precision(precision)
+    for name, t in (("fake_images", fake_images), ("real_images", real_images)):
+        if t is not None and (not isinstance(t, torch.Tensor) or t.dim() != 4):
+            raise ValueError(f"manifpt.project_freq: {name} must be a (B, C, H, W) tensor, got {getattr(t, 'shape', type(t).__name__)}")
+    if real_spectra is None and real_images is None:
+        raise ValueError("manifpt.project_freq: pass real_images or real_spectra")
+    fakes = _freq_spectra(fake_images, mode)
+    reals = real_spectra if real_spectra is not None else _freq_spectra(real_images, mode)
+    if reals.shape[1:] != fakes.shape[1:]:
+        raise ValueError(
+            f"manifpt.project_freq: real_spectra {tuple(reals.shape)} do not match the fakes' spectra {tuple(fakes.shape)} (mode {mode!r})"
+        )
+    return project(fakes, reals.to(fakes.dtype), precision=precision)
 
 
 def cuda_available() -> bool:

@@ -102,6 +102,12 @@ class KernelDevice:
             return manifpt_ext.project(fakes, reals, **kw)
         return manifpt_ext.ops._project_cuda_emulated(fakes, reals, **kw)
 
+    def project_kernel(self, fakes, reals, precision="exact", variant="auto", splits=0):
+        """The CUDA op with its kernel choices (precision, variant "auto"/"mma"/"direct", splits)."""
+        if self.name == "cuda":
+            return manifpt_ext.ops._project_cuda(fakes, reals, precision=precision, variant=variant, splits=splits)
+        return manifpt_ext.ops._project_cuda_emulated(fakes, reals, precision=precision, variant=variant, splits=splits)
+
     @property
     def op(self):
         """The op overload behind `project` (for torch.library.opcheck)."""

@@ -128,6 +128,29 @@ def test_race_check_reports_a_barrier_removed_from_the_project_kernel(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "pattern,what",
+    [
+        # The barrier between the K loop's mma and the next step's staging of the same tiles.
+        (r"(wmma::mma_sync\(acc\[a\]\[b\], fa\[a\], fb\[b\], acc\[a\]\[b\]\);\s*\}\s*)__syncthreads\(\);", "staging"),
+        # The barrier between store_matrix_sync and the scan: each lane stores only its own accumulator
+        # elements (as on the device), so the scanning threads read other lanes' stores unordered.
+        (r"(wmma::mem_row_major\);\s*)__syncthreads\(\);", "store"),
+    ],
+)
+def test_race_check_reports_a_barrier_removed_from_the_mma_kernel(tmp_path, pattern, what):
+    root = tmp_path / "csrc"
+    for sub in SOURCE_DIRS:
+        shutil.copytree(CSRC / sub, root / sub)
+    kernel = root / "ops" / "project" / "cuda" / "mma.cuh"
+    mutated, count = re.subn(pattern, r"\1/* barrier removed by the test */", kernel.read_text())
+    assert count == 1, f"the {what} barrier was not found: update this test with the kernel"
+    kernel.write_text(mutated)
+    r = _run(_build(root), "kernels")
+    assert r.returncode != 0 and "ThreadSanitizer: data race" in r.stderr, r.stdout + r.stderr[-3000:]
+    assert "project_mma_kernel" in r.stderr
+
+
+@pytest.mark.parametrize(
     "command,message",
     [
         ("deadlock-barrier", "exits while 16 thread"),
@@ -186,8 +209,17 @@ def _demangle(names):
 
 
 def _short(name):
+    """The demangled kernel name without namespaces and parameter list: `void project_mma_kernel<exact,
+    float>` (template arguments such as `(Precision)0` keep their parentheses)."""
     name = re.sub(r"manifpt::cuda::(device_nvcc::)?", "", name)
-    return re.sub(r"\(.*\)$", "", name)
+    if name.endswith(")"):  # drop the trailing, balanced parameter list
+        depth = 0
+        for i in range(len(name) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(name[i], 0)
+            if depth == 0:
+                name = name[:i]
+                break
+    return name.replace("(Precision)0", "exact").replace("(Precision)1", "tf32").replace("(Precision)2", "bf16")
 
 
 def test_cubins_use_no_local_memory(capsys, record_property):
@@ -207,6 +239,9 @@ def test_cubins_use_no_local_memory(capsys, record_property):
     record_property("cubin_resource_usage", "\n".join(table))
     spills = [(a, _short(n), u["LOCAL"]) for (a, _, u), n in zip(rows, names) if u.get("LOCAL", 0) != 0]
     assert not spills, f"kernels use local memory (register spills or local arrays): {spills}"
+    # Spills of ABI-compiled code go to the stack frame: the projection kernels have none.
+    stacks = [(a, _short(n), u["STACK"]) for (a, _, u), n in zip(rows, names) if "project" in n and u.get("STACK", 0) != 0]
+    assert not stacks, f"projection kernels use a stack frame (register spills): {stacks}"
     # The static shared memory the launchers declare (project_direct_static_smem, kProbe*Static: the
     # emulation's launch checks count it) is what the cubins have; sm_90 cubins count the 1 KB the
     # system reserves per block on top (measured).
@@ -226,3 +261,70 @@ def test_cubins_use_no_local_memory(capsys, record_property):
         for arch, u in found:
             if arch in reserved:
                 assert u["SHARED"] - reserved[arch] == static, (arch, kernel, u)
+
+
+def _find_nvdisasm(cuobjdump):
+    """cuobjdump --dump-sass needs nvdisasm: on PATH, next to cuobjdump, or the copy triton ships."""
+    found = shutil.which("nvdisasm") or (str(Path(cuobjdump).parent / "nvdisasm") if (Path(cuobjdump).parent / "nvdisasm").exists() else None)
+    if found:
+        return found
+    for base in map(Path, sys.path):
+        for candidate in base.glob("triton/backends/nvidia/bin/nvdisasm"):
+            return str(candidate)
+    return None
+
+
+def _sass_functions(tool, nvdisasm, so, arch):
+    env = dict(os.environ, PATH=str(Path(nvdisasm).parent) + os.pathsep + os.environ.get("PATH", ""))
+    out = subprocess.run([tool, "--dump-sass", "-arch", f"sm_{arch}", so], capture_output=True, text=True, check=True, env=env).stdout
+    funcs, name = {}, None
+    for line in out.splitlines():
+        if m := re.match(r"\s*Function : (\S+)", line):
+            name = m.group(1)
+            funcs[name] = []
+        elif name and (m := re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", line)):
+            funcs[name].append((int(m.group(1), 16), m.group(2)))
+    return funcs
+
+
+def _in_loop(instrs, opcode):
+    """Addresses of `opcode` that lie inside a backward branch's range (a loop body)."""
+    loops = []
+    for addr, text in instrs:
+        if m := re.search(r"\bBRA\b.*?(0x[0-9a-f]+)", text):
+            target = int(m.group(1), 16)
+            if target < addr:
+                loops.append((target, addr))
+    return [a for a, t in instrs if opcode in t and any(lo <= a <= hi for lo, hi in loops)]
+
+
+def test_fast_kernel_sass_runs_tensor_cores_in_its_main_loop(capsys):
+    # sm_90 SASS of project_mma_kernel: DMMA (exact) or HMMA (tf32, bf16) inside a loop, and no
+    # local-memory loads or stores (spills) anywhere in the kernel.
+    if not manifpt_ext.cuda_available():
+        pytest.skip("this build has no CUDA kernels (no nvcc, or a CPU-only torch)")
+    tool = _find_cuobjdump()
+    if tool is None:
+        pytest.skip("no cuobjdump (pip install nvidia-cuda-cuobjdump)")
+    nvdisasm = _find_nvdisasm(tool)
+    if nvdisasm is None:
+        pytest.skip("no nvdisasm (cuobjdump needs it for --dump-sass)")
+    arches = {a for a, _, _ in _resource_usage(tool, manifpt_ext._C.__file__)}
+    assert 90 in arches, f"the build has no sm_90 cubin (arches {sorted(arches)}): CMakeLists must build sm_90"
+    funcs = _sass_functions(tool, nvdisasm, manifpt_ext._C.__file__, 90)
+    want = {"PrecisionE0E": "DMMA.8x8x4", "PrecisionE1E": "HMMA.1684.F32.TF32", "PrecisionE2E": "HMMA.16816.F32.BF16"}
+    seen, lines = 0, []
+    for name, instrs in funcs.items():
+        if "project_mma_kernel" not in name:
+            continue
+        (opcode,) = [op for key, op in want.items() if key in name]
+        looped = _in_loop(instrs, opcode)
+        local = [t for _, t in instrs if re.match(r"(STL|LDL)\b", t)]
+        lines.append(f"{_short(_demangle([name])[0])}: {len(instrs)} instructions, {sum(opcode in t for _, t in instrs)} {opcode} "
+                     f"({len(looped)} in a loop), {len(local)} local loads/stores")
+        assert looped, f"{name}: no {opcode} inside a loop"
+        assert not local, f"{name}: spills {local[:4]}"
+        seen += 1
+    with capsys.disabled():
+        print("\nsm_90 SASS of the fast kernels:\n" + "\n".join(lines))
+    assert seen == 12, f"expected project_mma_kernel for 3 precisions x 4 dtypes, found {seen}"

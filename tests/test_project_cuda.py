@@ -152,12 +152,19 @@ def test_nan_and_inf_are_refused(kernel_device, make_inputs):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-def test_squares_overflowing_float32_are_refused(kernel_device, make_inputs, dtype):
-    # The kernel accumulates in float32: with values ~1e20 every distance is inf and the index would be
-    # meaningless, so the op refuses (the CPU op ranks these in float64).
+def test_squares_overflowing_float32(kernel_device, make_inputs, dtype):
+    # Values ~1e20: every squared distance overflows float32. The tensor-core kernel centres and ranks
+    # in float64, so it returns the exact index (the distance, a float32, is inf, as the CPU op's);
+    # the direct kernel accumulates in float32, where the index would be meaningless, so it refuses.
     x, y = make_inputs(20, 50, (7,), seed=5)
+    xb, yb = (x * 1e20).to(dtype), (y * 1e20).to(dtype)
+    want = manifpt_ext.project_reference(xb, yb).index
+    for precision in ("exact", "tf32", "bf16"):
+        p = kernel_device.project_kernel(kernel_device.to(xb), kernel_device.to(yb), precision=precision)
+        assert torch.equal(p.index.cpu(), want), precision
+    assert torch.equal(p.distance.cpu(), manifpt_ext.project(xb, yb).distance)
     with pytest.raises(RuntimeError, match="overflow float32"):
-        kernel_device.project(kernel_device.to((x * 1e20).to(dtype)), kernel_device.to((y * 1e20).to(dtype)))
+        kernel_device.project_kernel(kernel_device.to(xb), kernel_device.to(yb), variant="direct")
     x64, y64 = kernel_device.to(x.double() * 1e20), kernel_device.to(y.double() * 1e20)  # float64 accumulates in float64
     assert torch.equal(kernel_device.project(x64, y64).index.cpu(), manifpt_ext.project_reference(x64.cpu(), y64.cpu()).index)
 
@@ -337,3 +344,179 @@ def test_half_and_bfloat16_conversions_round_to_nearest_even(kernel_device):
     assert torch.equal(out[:, 1] & 0xFFFF, bf16.view(torch.int16).to(torch.int32) & 0xFFFF)
     assert torch.equal(out[:, 2], half.float().view(torch.int32))
     assert torch.equal(out[:, 3], bf16.float().view(torch.int32))
+
+
+# ---- the tensor-core variant (cuda/mma.cuh): every precision gives the float64 answer ---------------------
+
+PRECISIONS = ["exact", "tf32", "bf16"]
+
+
+def _assert_exact(p, x, y):
+    """The tensor-core kernel re-ranks its candidates in float64 on the original values: its index is
+    the float64 reference's (ties to the lowest index), its distance that minimum in float32, and its
+    artifact fakes - reals[index] in the accumulation type (float32; float64 for float64)."""
+    x, y = x.detach().cpu(), y.detach().cpu()
+    r = manifpt_ext.project_reference(x, y)
+    bad = (p.index.cpu() != r.index).nonzero().flatten().tolist()
+    assert not bad, f"rows {bad[:10]} differ from the float64 reference"
+    m, n = x.shape[0], y.shape[0]
+    d64 = ((x.reshape(m, -1).double() - y.reshape(n, -1)[r.index].double()) ** 2).sum(1)
+    torch.testing.assert_close(p.distance.cpu(), d64.float(), rtol=2e-7, atol=0)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    want = (x.reshape(m, -1).to(acc) - y.reshape(n, -1)[r.index].to(acc)).to(x.dtype).reshape(x.shape)
+    assert torch.equal(p.artifact.cpu(), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("m,n,d,splits", [(70, 200, 17, 0), (130, 90, 33, 1), (5, 700, 40, 3)], ids=str)
+def test_mma_matches_float64_reference(kernel_device, make_inputs, precision, dtype, m, n, d, splits):
+    x, y = make_inputs(m, n, (d,), dtype, device=kernel_device.device, seed=m + n)
+    _assert_exact(kernel_device.project_kernel(x, y, precision=precision, splits=splits), x, y)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_mma_shared_large_offset(kernel_device, make_inputs, precision, dtype):
+    # The case where a plain float32 GEMM expansion fails: a shared offset of 300, noise 0.05.
+    x, y = make_inputs(150, 400, (64,), dtype, device=kernel_device.device, seed=7, offset=300.0, noise=0.05)
+    _assert_exact(kernel_device.project_kernel(x, y, precision=precision), x, y)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("copies,splits", [(3, 1), (3, 0), (20, 1), (20, 0)], ids=str)
+def test_mma_duplicated_reals_across_tiles_and_blocks(kernel_device, precision, copies, splits):
+    # Copies of every real, 40 rows apart: across tiles of 64 reals and, with splits, across blocks;
+    # 20 copies of the nearest real are more than a fake's 16 candidates (the direct scan of overflowed
+    # rows). The lowest copy must win, at distance 0 for exact copies.
+    g = torch.Generator().manual_seed(1)
+    uniq = torch.randn(40, 9, generator=g)
+    reals = kernel_device.to(uniq.repeat(copies, 1))
+    fakes = kernel_device.to(torch.cat([uniq[[3, 7, 0, 39]], uniq[[5, 21]] + 1e-3]))
+    p = kernel_device.project_kernel(fakes, reals, precision=precision, splits=splits)
+    assert p.index.tolist() == [3, 7, 0, 39, 5, 21]
+    assert p.distance[:4].tolist() == [0.0] * 4 and bool((p.artifact[:4] == 0).all())
+    _assert_exact(p, fakes, reals)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("m,n,d", [(1, 1, 1), (1, 300, 3), (300, 1, 3), (65, 130, 1), (1, 1, 700)], ids=str)
+def test_mma_edge_shapes(kernel_device, make_inputs, precision, m, n, d):
+    x, y = make_inputs(m, n, (d,), device=kernel_device.device, seed=m * n + d)
+    _assert_exact(kernel_device.project_kernel(x, y, precision=precision), x, y)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_mma_large_dimension(kernel_device, make_inputs, precision, dtype):
+    # D = 196608 (a 3 x 256 x 256 image) at small M and N: 12288 staging steps per tile.
+    x, y = make_inputs(3, 5, (3, 256, 256), dtype, device=kernel_device.device, seed=11)
+    _assert_exact(kernel_device.project_kernel(x, y, precision=precision), x, y)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mma_equals_the_direct_variant(kernel_device, seed):
+    # Small integers: the direct kernel's float32 distances are exact too, so both variants must
+    # agree bit for bit, ties included (reals repeated across tiles).
+    g = torch.Generator().manual_seed(seed)
+    y = kernel_device.to(torch.randint(-3, 4, (45, 6), generator=g).float().repeat(3, 1))
+    x = kernel_device.to(torch.randint(-3, 4, (90, 6), generator=g).float())
+    direct = kernel_device.project_kernel(x, y, variant="direct")
+    for precision in PRECISIONS:
+        fast = kernel_device.project_kernel(x, y, precision=precision, variant="mma")
+        assert torch.equal(fast.index, direct.index) and torch.equal(fast.distance, direct.distance), precision
+        assert torch.equal(fast.artifact, direct.artifact)
+
+
+def test_precision_and_variant_arguments_are_checked(kernel_device, make_inputs):
+    x, y = make_inputs(4, 6, (3,), device=kernel_device.device)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        kernel_device.project_kernel(x, y, precision="fp8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        manifpt_ext.project(x, y, precision="half")
+    with pytest.raises(RuntimeError, match="variant must be 'auto', 'mma' or 'direct'"):
+        kernel_device.project_kernel(x, y, variant="fast")
+    with pytest.raises(ValueError, match="splits must be >= 0"):
+        kernel_device.project_kernel(x, y, splits=-1)
+
+
+def test_mma_opcheck(kernel_device, make_inputs):
+    x, y = make_inputs(20, 50, (6, 5), torch.float64, seed=3, device=kernel_device.device)
+    op = torch.ops.manifpt.project_precision.default if kernel_device.name == "cuda" else torch.ops.manifpt._project_precision_emulated.default
+    torch.library.opcheck(op, (x, y, "tf32", "auto", 2))
+    xs = x[:5].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a: kernel_device.project_kernel(a, y, precision="bf16").artifact, (xs,))
+
+
+# ---- the channelwise FFT path: the fused post-FFT kernel and project_freq ---------------------------------
+
+FREQ_MODES = ["logmag", "magnitude", "complex"]
+
+
+def _full_spectrum_from_half(half, w):
+    """The full fftshifted H x W spectrum rebuilt from an rfft2 half spectrum by Hermitian symmetry
+    (F[u][v] = conj(F[-u][-v])), in Python: what the post-FFT kernel must copy, value for value."""
+    h, wh = half.shape[-2], half.shape[-1]
+    u = torch.arange(h)[:, None].expand(h, w)
+    v = torch.arange(w)[None, :].expand(h, w)
+    direct = v < wh
+    src_u = torch.where(direct, u, (h - u) % h)
+    src_v = torch.where(direct, v, (w - v) % w).clamp(max=wh - 1)
+    full = half[..., src_u, src_v]
+    full = torch.where(direct, full, full.conj())
+    return torch.fft.fftshift(full, dim=(-2, -1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 2, 7, 5), (3, 1, 1, 1), (2, 3, 6, 1), (1, 1, 1, 9)], ids=str)
+@pytest.mark.parametrize("mode", FREQ_MODES)
+def test_freq_post_kernel_under_emulation(mode, shape, dtype):
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(shape, generator=g, dtype=dtype)
+    spec = torch.fft.rfft2(x)
+    got = manifpt_ext.ops._freq_post_emulated(torch.view_as_real(spec).contiguous(), shape[-1], mode)
+    full = _full_spectrum_from_half(spec, shape[-1])
+    if mode == "complex":
+        b, c, h, w = shape
+        assert torch.equal(got, torch.view_as_real(full).permute(0, 1, 4, 2, 3).reshape(b, 2 * c, h, w))
+    else:
+        mag = full.abs()
+        want = torch.log1p(mag) if mode == "logmag" else mag
+        torch.testing.assert_close(got, want, rtol=4 * torch.finfo(dtype).eps, atol=0)
+    # and the embedding of the paper's FREQ space (torch.fft.fft2 + fftshift), up to FFT rounding
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(got, manifpt_ext.freq_embed(x, mode), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mode", FREQ_MODES)
+def test_project_freq_is_freq_embed_then_project(make_inputs, mode):
+    fakes, reals = make_inputs(13, 40, (3, 8, 6), seed=4)
+    want = manifpt_ext.project(manifpt_ext.freq_embed(fakes, mode), manifpt_ext.freq_embed(reals, mode))
+    got = manifpt_ext.project_freq(fakes, reals, mode=mode)
+    assert torch.equal(got.index, want.index) and torch.equal(got.artifact, want.artifact)
+    assert torch.equal(got.distance, want.distance)
+    pre = manifpt_ext.project_freq(fakes, mode=mode, real_spectra=manifpt_ext.freq_embed(reals, mode))
+    assert torch.equal(pre.index, want.index)
+
+
+def test_project_freq_arguments_are_checked(make_inputs):
+    fakes, reals = make_inputs(3, 4, (3, 4, 4))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        manifpt_ext.project_freq(fakes, reals, mode="phase")
+    with pytest.raises(ValueError, match="pass real_images or real_spectra"):
+        manifpt_ext.project_freq(fakes)
+    with pytest.raises(ValueError, match="real_spectra .* do not match"):
+        manifpt_ext.project_freq(fakes, real_spectra=manifpt_ext.freq_embed(reals, "complex"))
+    with pytest.raises(ValueError, match="fake_images must be a"):
+        manifpt_ext.project_freq(fakes[0], reals)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+@pytest.mark.parametrize("mode", FREQ_MODES)
+def test_freq_spectra_on_cuda_match_torch_fft(make_inputs, mode):
+    fakes, reals = make_inputs(9, 30, (3, 16, 12), seed=2)
+    got = manifpt_ext.ops._freq_spectra(fakes.cuda(), mode).cpu()
+    torch.testing.assert_close(got, manifpt_ext.freq_embed(fakes, mode), rtol=1e-4, atol=1e-4)
+    p = manifpt_ext.project_freq(fakes.cuda(), reals.cuda(), mode=mode)
+    fs, rs = (manifpt_ext.ops._freq_spectra(t.cuda(), mode) for t in (fakes, reals))
+    _assert_exact(p, fs, rs)  # the projection of cuFFT's spectra, exact

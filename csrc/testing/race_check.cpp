@@ -11,7 +11,9 @@
 //   ./race_check kernels
 //
 // Commands:
-//   kernels          every kernel of the project on small shapes, all dtypes; exit 1 on a wrong result
+//   kernels          every kernel of the project on small shapes, all dtypes (the direct kernel, and the
+//                    tensor-core pipeline in each precision, with and without a split of the reals);
+//                    exit 1 on a wrong result
 //   planted          a tiny kernel missing a __syncthreads: TSAN must report a race (exit 66)
 //   planted-fixed    the same kernel with its barrier: no report
 //   deadlock-barrier a __syncthreads that half of the block skips: reported by the emulation (exit 3)
@@ -28,6 +30,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/project/cuda/mma.cuh"
 #include "ops/project/project_kernels.cuh"
 #include "testing/probe_kernels.cuh"
 
@@ -113,6 +116,75 @@ void check_project(const char* dtype, int64_t M, int64_t N, int64_t D, int64_t p
   }
 }
 
+// The tensor-core pipeline of cuda/mma.cuh (mean, norms, projection, merge) as project_launch.h runs
+// it, on the same data as check_project; `splits` ranges of reals (> 1: the merge kernel runs).
+template <class T, manifpt::cuda::Precision P>
+void check_project_mma(const char* dtype, int64_t M, int64_t N, int64_t D, int64_t pad, int64_t period, int64_t splits, uint64_t seed) {
+  using namespace manifpt::cuda;
+  using acc_t = typename MmaTraits<P>::acc_t;
+  using art_t = decltype(manifpt::device::widen(T{}));
+  const int64_t ldx = D + pad, ldy = D + pad;
+  std::vector<T> X(static_cast<size_t>(M * ldx)), Y(static_cast<size_t>(N * ldy));
+  Lcg g{seed};
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < D; ++k) X[i * ldx + k] = from_float<T>(g.next());
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t k = 0; k < D; ++k) Y[j * ldy + k] = j >= period ? Y[(j % period) * ldy + k] : from_float<T>(g.next());
+  std::vector<T> A(static_cast<size_t>(M * D));
+  std::vector<int64_t> I(static_cast<size_t>(M), -1);
+  std::vector<float> dist(static_cast<size_t>(M), -1.0f);
+  const int64_t chunks = 2, rpc = (N + 1) / 2;
+  std::vector<double> partial(static_cast<size_t>(chunks * D)), mu(static_cast<size_t>(D));
+  const unsigned cb = static_cast<unsigned>((D + kColThreads - 1) / kColThreads);
+  launch(LaunchConfig{dim3(cb, (N + rpc - 1) / rpc), dim3(kColThreads), 0, 0, 2}, &column_sum_kernel<T>, Y.data(), ldy, N, D, rpc, partial.data());
+  launch(LaunchConfig{dim3(cb), dim3(kColThreads), 0, 0, 2}, &mean_finish_kernel, static_cast<const double*>(partial.data()),
+         (N + rpc - 1) / rpc, N, D, mu.data());
+  std::vector<acc_t> xsq(M), xn(M), ysq(N), yn(N);
+  launch(LaunchConfig{dim3(static_cast<unsigned>((M + 3) / 4)), dim3(kMmaThreads), 0, 0, 2}, &row_norms_kernel<P, T>, X.data(), ldx, M, D,
+         static_cast<const double*>(mu.data()), xsq.data(), xn.data());
+  launch(LaunchConfig{dim3(static_cast<unsigned>((N + 3) / 4)), dim3(kMmaThreads), 0, 0, 2}, &row_norms_kernel<P, T>, Y.data(), ldy, N, D,
+         static_cast<const double*>(mu.data()), ysq.data(), yn.data());
+  const int64_t ntiles = (N + kMmaBN - 1) / kMmaBN, S0 = std::min(splits, ntiles);
+  const int64_t chunk = (ntiles + S0 - 1) / S0 * kMmaBN, S = (N + chunk - 1) / chunk;
+  std::vector<double> part_d(static_cast<size_t>(S * M));
+  std::vector<int64_t> part_i(static_cast<size_t>(S * M));
+  const MmaBound b = mma_bound<P>(D);
+  const std::size_t smem = MmaSmem<P>::bytes + kMmaSmemAlign;
+  if (smem > 48 * 1024) manifpt::emu::set_max_dynamic_shared_memory(&project_mma_kernel<P, T>, 0, smem);
+  launch(LaunchConfig{dim3(static_cast<unsigned>((M + kMmaBM - 1) / kMmaBM), static_cast<unsigned>(S)), dim3(kMmaThreads), smem, 0, 2},
+         &project_mma_kernel<P, T>, X.data(), ldx, Y.data(), ldy, M, N, D, static_cast<const double*>(mu.data()),
+         static_cast<const acc_t*>(xsq.data()), static_cast<const acc_t*>(xn.data()), static_cast<const acc_t*>(ysq.data()),
+         static_cast<const acc_t*>(yn.data()), b.g, b.e1, b.e0, chunk, A.data(), I.data(), dist.data(), part_d.data(), part_i.data());
+  if (S > 1)
+    launch(LaunchConfig{dim3(static_cast<unsigned>((M + 3) / 4)), dim3(kMmaThreads), 0, 0, 2}, &project_merge_kernel<T>, X.data(), ldx,
+           Y.data(), ldy, M, D, S, static_cast<const double*>(part_d.data()), static_cast<const int64_t*>(part_i.data()), A.data(), I.data(),
+           dist.data());
+  const std::string where = std::string("mma<") + std::to_string(static_cast<int>(P)) + "> " + dtype + " M=" + std::to_string(M) +
+                            " N=" + std::to_string(N) + " D=" + std::to_string(D) + " splits=" + std::to_string(S);
+  for (int64_t i = 0; i < M; ++i) {
+    double best = std::numeric_limits<double>::infinity();
+    int64_t bj = -1;
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < D; ++k) {
+        const double d = to_double(X[i * ldx + k]) - to_double(Y[j * ldy + k]);
+        s += d * d;
+      }
+      if (s < best) best = s, bj = j;
+    }
+    if (I[i] != bj) fail(where + ": row " + std::to_string(i) + " index " + std::to_string(I[i]) + ", expected " + std::to_string(bj));
+    if (dist[i] != static_cast<float>(best)) fail(where + ": row " + std::to_string(i) + " distance");
+    for (int64_t k = 0; k < D && bj >= 0; ++k) {
+      const T want = manifpt::device::narrow<T>(static_cast<art_t>(manifpt::device::widen(X[i * ldx + k])) -
+                                                static_cast<art_t>(manifpt::device::widen(Y[bj * ldy + k])));
+      if (std::memcmp(&A[i * D + k], &want, sizeof(T)) != 0) {
+        fail(where + ": row " + std::to_string(i) + " artifact");
+        break;
+      }
+    }
+  }
+}
+
 void check_probes() {
   using namespace manifpt::cuda;
   {  // shared: dynamic + static shared memory, barrier, shared atomics; two blocks
@@ -166,6 +238,22 @@ int cmd_kernels() {
   }
   check_project<__half, float>("float16", 37, 70, 19, 1, 33, 3);
   check_project<__nv_bfloat16, float>("bfloat16", 37, 70, 19, 0, 33, 4);
+  // The tensor-core pipeline: partial blocks and tiles, a split of the reals (merge kernel), N = 1,
+  // D = 1, and reals repeated every 3 rows (more copies of the nearest real than the candidate lists
+  // hold: the direct scan of overflowed rows).
+  using manifpt::cuda::Precision;
+  const Shape mma_shapes[] = {{37, 130, 19, 3, 33}, {64, 33, 16, 0, 1000}, {5, 1, 1, 0, 1000}, {3, 70, 9, 1, 3}};
+  for (const Shape& s : mma_shapes)
+    for (int64_t splits : {1, 2}) {
+      check_project_mma<float, Precision::Exact>("float32", s.M, s.N, s.D, s.pad, s.period, splits, 5 + s.M);
+      check_project_mma<float, Precision::TF32>("float32", s.M, s.N, s.D, s.pad, s.period, splits, 6 + s.M);
+      check_project_mma<float, Precision::BF16>("float32", s.M, s.N, s.D, s.pad, s.period, splits, 7 + s.M);
+    }
+  check_project_mma<double, Precision::Exact>("float64", 37, 130, 19, 3, 33, 2, 8);
+  check_project_mma<double, Precision::TF32>("float64", 37, 130, 19, 3, 33, 1, 9);
+  check_project_mma<__half, Precision::Exact>("float16", 37, 130, 19, 1, 33, 2, 10);
+  check_project_mma<__half, Precision::TF32>("float16", 37, 70, 19, 1, 33, 1, 11);
+  check_project_mma<__nv_bfloat16, Precision::BF16>("bfloat16", 37, 130, 19, 0, 33, 2, 12);
   check_probes();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("race_check kernels: %s, %d failure(s), %.2f s%s\n", g_failures ? "FAILED" : "ok", g_failures, s,

@@ -1,5 +1,6 @@
-// manifpt::project, CUDA backend: the direct kernel (project_kernels.cuh) launched for real behind
-// the host launcher it shares with the emulated op (project_launch.h, project_emulated.cpp).
+// manifpt::project and manifpt::project_precision, CUDA backend: the kernels (cuda/mma.cuh, the fast
+// tensor-core variant; project_kernels.cuh, the direct reference variant) launched for real behind
+// the host launcher they share with the emulated op (project_launch.h, project_emulated.cpp).
 #include <torch/library.h>
 
 #include "common/cuda_backend.cuh"
@@ -10,10 +11,21 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> project_cuda(const at::Tensor& fakes, const at::Tensor& reals, int64_t tile_m,
                                                             int64_t tile_n) {
-  return project_direct<CudaBackend>(fakes, reals, tile_m, tile_n);
+  TORCH_CHECK(tile_m >= 0 && tile_n >= 0, "manifpt.project: tile_m and tile_n must be >= 0 (0 = automatic), got ", tile_m, " and ",
+              tile_n);
+  return project_cuda_impl<CudaBackend>(fakes, reals, "exact", "auto", 0);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> project_precision_cuda(const at::Tensor& fakes, const at::Tensor& reals,
+                                                                      c10::string_view precision, c10::string_view variant, int64_t splits) {
+  return project_cuda_impl<CudaBackend>(fakes, reals, std::string_view(precision.data(), precision.size()),
+                                        std::string_view(variant.data(), variant.size()), splits);
 }
 
 }  // namespace
 }  // namespace manifpt::cuda
 
-TORCH_LIBRARY_IMPL(manifpt, CUDA, m) { m.impl("project", &manifpt::cuda::project_cuda); }
+TORCH_LIBRARY_IMPL(manifpt, CUDA, m) {
+  m.impl("project", &manifpt::cuda::project_cuda);
+  m.impl("project_precision", &manifpt::cuda::project_precision_cuda);
+}
