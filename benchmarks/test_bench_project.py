@@ -1,7 +1,10 @@
 """pytest-benchmark suite: manifpt_ext.project vs FAISS IndexFlatL2 (k=1, + artifact gather) vs
 torch.cdist + argmin, on the shapes of `--preset` (small in CI, full for benchmarks/RESULTS.md).
 
-Each test asserts correctness before timing. The FAISS/torch times that the ratios in extra_info
+Each test asserts correctness before timing. The full preset also asserts the speed targets
+(manifpt.bench.check_targets: >= 1.1x FAISS everywhere, >= 2.5x at (1000, 10000, 64), >= 90% of the
+sgemm rate of this run where D >= 512, working memory <= 256 MiB at (20000, 200000, 64)); the small
+preset, which CI runs on a shared machine, checks only correctness. The FAISS/torch times that the ratios in extra_info
 are built from are measured inside the same test, right before ours, so they share the machine's
 state. FAISS's `add` is outside the timed region; ours is timed whole (centring and packing included).
 """
@@ -9,7 +12,18 @@ import pytest
 import torch
 
 import manifpt_ext
-from manifpt.bench import FaissFlat, cdist_argmin, check_exact, gflops, make_data, time_min
+from manifpt.bench import (
+    FaissFlat,
+    Row,
+    cdist_argmin,
+    check_exact,
+    check_targets,
+    gflops,
+    make_data,
+    peak_rss_of_projection,
+    targets_table,
+    time_min,
+)
 
 faiss = pytest.importorskip("faiss")
 
@@ -19,7 +33,7 @@ def _info(benchmark, shape, sgemm, **extra):
     benchmark.extra_info.update({"M": m, "N": n, "D": d, "sgemm_gflops": sgemm, **extra})
 
 
-def test_project_ours(benchmark, shape, sgemm):
+def test_project_ours(benchmark, shape, sgemm, preset):
     m, n, d = shape
     x, y = make_data(m, n, d)
     ours = manifpt_ext.project(x, y)
@@ -36,6 +50,19 @@ def test_project_ours(benchmark, shape, sgemm):
         faiss_gflops=gflops(m, n, d, t_faiss),
         ratio_vs_faiss=t_faiss / t_ours,
     )
+    if preset == "full":
+        row = Row(m, n, d, "auto", t_ours, gflops(m, n, d, t_ours), t_faiss, gflops(m, n, d, t_faiss), t_faiss / t_ours,
+                  None, None, None)
+        targets = check_targets([row], sgemm)
+        assert all(t["met"] for t in targets), "speed targets missed:\n" + targets_table(targets)
+
+
+def test_project_memory_target(preset):
+    if preset != "full":
+        pytest.skip("the memory target is checked by the full preset")
+    mem = peak_rss_of_projection(20000, 200000, 64)
+    targets = check_targets([], {"none": 1.0}, mem["beyond_outputs_mib"])
+    assert targets[0]["met"], targets_table(targets)
 
 
 def test_project_faiss(benchmark, shape, sgemm):

@@ -225,3 +225,16 @@ def row_sqdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     different chunks or ranks exactly as one project call would. CPU tensors only.
     """
     return torch.ops.manifpt.row_sqdist.default(a, b)
+
+
+def cpu_info(m: int = 4096, n: int = 16384, d: int = 2048) -> dict[str, int | str]:
+    """What the CPU kernel runs for an (m, n, d) float32 call on this machine, as read at run time.
+
+    Returns {"gemm": "avx512" | "avx2" | "blas" | "portable", "scan": "avx2" | "portable", "l1d", "l2",
+    "l3": cache bytes (per core; L3 shared), "caches_from_os": 1 when the OS reported them (else the
+    defaults), "mr", "kc", "mc", "nc": the blocking, "threads"}. The path follows MANIFPT_CPU_ISA.
+    """
+    if min(m, n, d) < 1:
+        raise ValueError(f"manifpt_ext.cpu_info: m, n and d must be >= 1, got {m}, {n}, {d}")
+    pairs = (item.split("=", 1) for item in torch.ops.manifpt._cpu_info.default(m, n, d).split())
+    return {k: (int(v) if v.isdigit() else v) for k, v in pairs}

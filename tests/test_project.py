@@ -199,3 +199,25 @@ def test_torch_compile_inductor_default_backend():
         return project(a, b).artifact * 2 + 1
 
     torch.testing.assert_close(torch.compile(f, fullgraph=True)(x, y), f(x, y))
+
+
+@pytest.mark.parametrize("path,gemm,mr", [("portable", "portable", 1), ("blas", "blas", 1), ("avx2", "avx2", 6)])
+def test_cpu_info_reports_the_path_and_blocking(monkeypatch, path, gemm, mr):
+    if path == "avx2" and manifpt_ext.cpu_info()["scan"] != "avx2":
+        pytest.skip("this CPU has no AVX2: the avx2 path falls back to BLAS")
+    monkeypatch.setenv("MANIFPT_CPU_ISA", path)
+    monkeypatch.setenv("MANIFPT_CPU_KC", "40")  # forced K-block: D = 100 splits into 3 blocks of 40 (8-float multiples)
+    info = manifpt_ext.cpu_info(1000, 5000, 100)
+    assert (info["gemm"], info["mr"]) == (gemm, mr)
+    assert info["scan"] == ("portable" if path == "portable" else "avx2")
+    if mr > 1:
+        assert info["kc"] == 40 and info["mc"] % mr == 0
+    with pytest.raises(ValueError, match="m, n and d must be >= 1"):
+        manifpt_ext.cpu_info(0, 1, 1)
+
+
+def test_unknown_cpu_isa_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv("MANIFPT_CPU_ISA", "sse9")
+    x, y = make_pair(3, 4, (2,))
+    with pytest.raises(RuntimeError, match="MANIFPT_CPU_ISA must be auto, avx512, avx2, blas or portable, got 'sse9'"):
+        project(x, y)

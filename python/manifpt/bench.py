@@ -19,9 +19,12 @@ import torch
 import manifpt_ext
 
 # (M fakes, N reals, D dims). "full": the shapes of benchmarks/RESULTS.md, from small D (FAISS is
-# memory-bound there) to 12288 = 64 x 64 x 3 images (compute-bound).
+# memory-bound there) to 12288 = 64 x 64 x 3 images (compute-bound), plus GM-Mini's own shape (7500
+# fakes against 1600 reals of 32 x 32 x 3: D is a power of two times 3, where cache-set aliasing shows)
+# and its neighbour D = 3000 with more reals.
 SHAPES = {
-    "full": [(1000, 10000, 64), (10000, 10000, 128), (4096, 16384, 2048), (2048, 8192, 12288)],
+    "full": [(1000, 10000, 64), (10000, 10000, 128), (4096, 16384, 2048), (2048, 8192, 12288), (7500, 1600, 3072),
+             (2000, 20000, 3000)],
     "demo": [(1000, 10000, 64), (10000, 10000, 128), (1024, 8192, 2048), (512, 4096, 12288)],
     "small": [(200, 2000, 64), (1000, 1000, 128), (256, 2048, 512), (128, 512, 3072)],
 }
@@ -101,6 +104,7 @@ class Row:
     m: int
     n: int
     d: int
+    cpu_path: str  # MANIFPT_CPU_ISA during the run ("auto": the best this CPU has)
     ours_s: float
     ours_gflops: float
     faiss_s: float | None
@@ -111,11 +115,32 @@ class Row:
     ratio_vs_cdist: float | None
 
 
-def compare(m: int, n: int, d: int, repeats: int = 3, with_cdist: bool = True) -> Row:
+class cpu_path_env:
+    """Runs a block with MANIFPT_CPU_ISA set (the op reads it on every call), then restores it."""
+
+    def __init__(self, path: str):
+        self.path, self.saved = path, None
+
+    def __enter__(self):
+        self.saved = os.environ.get("MANIFPT_CPU_ISA")
+        os.environ["MANIFPT_CPU_ISA"] = self.path
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is None:
+            os.environ.pop("MANIFPT_CPU_ISA", None)
+        else:
+            os.environ["MANIFPT_CPU_ISA"] = self.saved
+
+
+def compare(m: int, n: int, d: int, repeats: int = 3, with_cdist: bool = True, cpu_path: str | None = None) -> Row:
+    """Ours on `cpu_path` (default: MANIFPT_CPU_ISA as set, else auto) vs FAISS and cdist, this process."""
+    path = cpu_path or os.environ.get("MANIFPT_CPU_ISA", "auto")
     x, y = make_data(m, n, d)
-    ours = manifpt_ext.project(x, y)
-    check_exact(x, y, ours.index)
-    t_ours = time_min(lambda: manifpt_ext.project(x, y), repeats)
+    with cpu_path_env(path):
+        ours = manifpt_ext.project(x, y)
+        check_exact(x, y, ours.index)
+        t_ours = time_min(lambda: manifpt_ext.project(x, y), repeats)
     t_faiss = agree = t_cdist = None
     if faiss_available():
         flat = FaissFlat(y)
@@ -124,7 +149,7 @@ def compare(m: int, n: int, d: int, repeats: int = 3, with_cdist: bool = True) -
     if with_cdist and m * n * 4 <= 2 * 2**30:  # skip when the matrix alone would take > 2 GiB
         t_cdist = time_min(lambda: cdist_argmin(x, y), repeats)
     return Row(
-        m, n, d, t_ours, gflops(m, n, d, t_ours), t_faiss, t_faiss and gflops(m, n, d, t_faiss),
+        m, n, d, path, t_ours, gflops(m, n, d, t_ours), t_faiss, t_faiss and gflops(m, n, d, t_faiss),
         t_faiss and t_faiss / t_ours, agree, t_cdist, t_cdist and t_cdist / t_ours,
     )
 
@@ -172,32 +197,67 @@ def peak_rss_of_projection(m: int, n: int, d: int) -> dict[str, float]:
     }
 
 
-def machine_info() -> dict[str, str]:
-    cpu = "unknown"
+def _cpuinfo_fields() -> dict[str, str]:
+    """model name, cpu family, model and flags of the first CPU in /proc/cpuinfo (Linux; else empty)."""
+    out: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                out[key.strip()] = value.strip()
+    except OSError:
         pass
+    return out
+
+
+def machine_info(cpu_path: str | None = None) -> dict[str, str | int]:
+    """The CPU (model, family/model, the vector ISAs it has), the code path and blocking the op takes on
+    it (read from the op itself, cache sizes included), threads, torch and the date."""
+    fields = _cpuinfo_fields()
+    flags = set(fields.get("flags", "").split())
+    with cpu_path_env(cpu_path or os.environ.get("MANIFPT_CPU_ISA", "auto")) as env:
+        op = manifpt_ext.cpu_info(4096, 16384, 2048)
+        path = env.path
     return {
-        "cpu": cpu,
-        "threads": str(torch.get_num_threads()),
+        "cpu": fields.get("model name", "unknown"),
+        "cpu_family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+        "isa": " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags) or "none of avx2/avx512",
+        "cpu_path": path,
+        **{f"op_{k}": v for k, v in op.items()},
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "cpu_path": os.environ.get("MANIFPT_CPU_ISA", "auto"),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def machine_lines(info: dict, sgemm: dict[str, float] | None = None) -> list[str]:
+    """machine_info (and the sgemm rate) as the lines `manifpt bench` and the benchmark suite print."""
+    kib = lambda b: f"{b // 1024} KiB" if b < 2**20 else f"{b // 2**20} MiB"  # noqa: E731
+    lines = [
+        f"CPU: {info['cpu']} (family/model {info['cpu_family_model']}; {info['isa']}), {info['threads']} threads, "
+        f"torch {info['torch']}",
+        f"ISA path: MANIFPT_CPU_ISA={info['cpu_path']} -> GEMM {info['op_gemm']}, scan {info['op_scan']}; caches "
+        f"L1d {kib(info['op_l1d'])}, L2 {kib(info['op_l2'])}, L3 {kib(info['op_l3'])}"
+        f"{'' if info['op_caches_from_os'] else ' (defaults: the OS reported none)'}; blocking at (4096, 16384, 2048): "
+        f"MR {info['op_mr']}, KC {info['op_kc']}, MC {info['op_mc']}, NC {info['op_nc']}",
+    ]
+    if sgemm:
+        lines.append("sgemm rate measured now: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in sgemm.items()))
+    return lines
 
 
 def markdown_table(rows: list[Row], sgemm: dict[str, float]) -> str:
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     lines = [
-        "| M | N | D | ours s | ours GFLOP/s | % of sgemm | FAISS s | FAISS GFLOP/s | ours vs FAISS | FAISS exact rows | cdist+argmin s | ours vs cdist |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| M | N | D | path | ours s | ours GFLOP/s | % of sgemm | FAISS s | FAISS GFLOP/s | ours vs FAISS | FAISS exact rows | cdist+argmin s | ours vs cdist |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     best = max(sgemm.values())
     for r in rows:
         lines.append(
-            f"| {r.m} | {r.n} | {r.d} | {r.ours_s:.4f} | {r.ours_gflops:.0f} | {100 * r.ours_gflops / best:.0f}% | "
+            f"| {r.m} | {r.n} | {r.d} | {r.cpu_path} | {r.ours_s:.4f} | {r.ours_gflops:.0f} | {100 * r.ours_gflops / best:.0f}% | "
             f"{fmt(r.faiss_s, '.4f')} | {fmt(r.faiss_gflops, '.0f')} | {fmt(r.ratio_vs_faiss, '.2f')}x | "
             f"{fmt(r.faiss_agreement and 100 * r.faiss_agreement, '.1f')}% | {fmt(r.cdist_s, '.4f')} | "
             f"{fmt(r.ratio_vs_cdist, '.2f')}x |"
@@ -206,7 +266,7 @@ def markdown_table(rows: list[Row], sgemm: dict[str, float]) -> str:
 
 
 def rows_to_json(rows: list[Row], sgemm: dict[str, float], extra: dict | None = None) -> dict:
-    return {"machine": machine_info(), "sgemm_gflops": sgemm, "rows": [asdict(r) for r in rows], **(extra or {})}
+    return {"machine": machine_info(rows[0].cpu_path if rows else None), "sgemm_gflops": sgemm, "rows": [asdict(r) for r in rows], **(extra or {})}
 
 
 def stream_rss_probe(path: str, m: int, d: int, budget: int) -> dict[str, float]:
@@ -230,3 +290,42 @@ def shared_offset_case(m: int = 2000, n: int = 4000, d: int = 256) -> dict[str, 
     ours = (manifpt_ext.project(x, y).index == exact).float().mean().item()
     theirs = (FaissFlat(y)(x)[1] == exact).float().mean().item() if faiss_available() else None
     return {"manifpt": ours, "faiss": theirs, "shape": [m, n, d]}
+
+
+# The speed targets of the full preset, each a ratio measured in one run (benchmarks/RESULTS.md).
+TARGET_VS_FAISS = 1.1  # every shape
+TARGET_VS_FAISS_SMALL_D = 2.5  # at (1000, 10000, 64)
+TARGET_PCT_OF_SGEMM = 90.0  # wherever D >= 512
+TARGET_MEMORY_MIB = 256.0  # working memory at (20000, 200000, 64)
+
+
+def check_targets(rows: list[Row], sgemm: dict[str, float], beyond_outputs_mib: float | None = None) -> list[dict]:
+    """One line per target and shape: {"target", "shape", "path", "want", "got", "met"}."""
+    best = max(sgemm.values())
+    out = []
+
+    def add(target, r, want, got):
+        out.append({"target": target, "shape": [r.m, r.n, r.d] if r else None, "path": r.cpu_path if r else None,
+                    "want": want, "got": got, "met": got is not None and got >= want})
+
+    for r in rows:
+        if r.ratio_vs_faiss is not None:
+            add("vs FAISS", r, TARGET_VS_FAISS, r.ratio_vs_faiss)
+            if (r.m, r.n, r.d) == (1000, 10000, 64):
+                add("vs FAISS at (1000, 10000, 64)", r, TARGET_VS_FAISS_SMALL_D, r.ratio_vs_faiss)
+        if r.d >= 512:
+            add("% of sgemm (D >= 512)", r, TARGET_PCT_OF_SGEMM, 100 * r.ours_gflops / best)
+    if beyond_outputs_mib is not None:
+        out.append({"target": "working memory MiB at (20000, 200000, 64), at most", "shape": [20000, 200000, 64],
+                    "path": None, "want": TARGET_MEMORY_MIB, "got": beyond_outputs_mib,
+                    "met": beyond_outputs_mib <= TARGET_MEMORY_MIB})
+    return out
+
+
+def targets_table(targets: list[dict]) -> str:
+    lines = ["| target | shape | path | want | measured | met |", "|---|---|---|---|---|---|"]
+    for t in targets:
+        shape = "-" if t["shape"] is None else "(" + ", ".join(map(str, t["shape"])) + ")"
+        lines.append(f"| {t['target']} | {shape} | {t['path'] or '-'} | {t['want']:g} | {t['got']:.2f} | "
+                     f"{'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines)

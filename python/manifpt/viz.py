@@ -131,7 +131,7 @@ def robustness_figure(rows: list[dict], corruptions: dict[str, tuple], path: Pat
 def bench_figure(rows, sgemm: dict[str, float], path: Path) -> Path:
     """Effective GFLOP/s of the projection, FAISS and torch.cdist per shape, with the measured sgemm rate."""
     plt = _plt()
-    labels = [f"{r.m}x{r.n}x{r.d}" for r in rows]
+    labels = [f"{r.m}x{r.n}x{r.d}" + ("" if r.cpu_path == "auto" else f"\n{r.cpu_path}") for r in rows]
     series = {
         "manifpt (exact)": [r.ours_gflops for r in rows],
         "FAISS IndexFlatL2": [r.faiss_gflops or 0 for r in rows],

@@ -6,6 +6,7 @@ from pathlib import Path
 NAME, HELP = "bench", "projection op vs FAISS and torch: exactness and speed table"
 RESUME = False
 LOCK_OUT = True
+CPU_PATHS = ("auto", "avx512", "avx2", "blas", "portable")
 
 
 def add_parser(sub):
@@ -16,7 +17,18 @@ def add_parser(sub):
     p.add_argument("--out", type=Path, default=Path("runs") / "bench", help="folder for bench.json/.md/.png")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per method (the best is kept)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS run on (20000, 200000, 64)")
+    p.add_argument("--cpu-paths", default="auto",
+                   help="comma-separated MANIFPT_CPU_ISA values to time side by side in this one process "
+                        f"({', '.join(CPU_PATHS)}); default auto, the best this CPU has")
     return p
+
+
+def _paths(value: str) -> list[str]:
+    paths = [p.strip() for p in value.split(",") if p.strip()]
+    bad = [p for p in paths if p not in CPU_PATHS]
+    if not paths or bad:
+        raise ValueError(f"--cpu-paths: expected a comma-separated list of {', '.join(CPU_PATHS)}, got {value!r}")
+    return paths
 
 
 def run(args) -> int:
@@ -28,24 +40,34 @@ def run(args) -> int:
     from ._common import check_positive
 
     check_positive(args, "repeats")
+    paths = _paths(args.cpu_paths)
     print(f"manifpt {__version__}: projection op, preset '{args.preset}', {torch.get_num_threads()} threads")
     sgemm = bench.sgemm_gflops()
-    print("sgemm rate measured now: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in sgemm.items()))
-    rows = [bench.compare(m, n, d, repeats=args.repeats) for m, n, d in tqdm(bench.SHAPES[args.preset], desc="shapes", unit="shape")]
+    for path in paths:
+        print("\n".join(bench.machine_lines(bench.machine_info(path))))
+    print(bench.machine_lines(bench.machine_info(paths[0]), sgemm)[-1])
+    jobs = [(m, n, d, path) for m, n, d in bench.SHAPES[args.preset] for path in paths]
+    rows = [bench.compare(m, n, d, repeats=args.repeats, cpu_path=path) for m, n, d, path in tqdm(jobs, desc="shapes", unit="run")]
     offset = bench.shared_offset_case()
     table = bench.markdown_table(rows, sgemm)
     print(f"\n{table}\n")
     print(f"Shared-offset case ({' x '.join(map(str, offset['shape']))}, offset 300, noise 0.05), rows with the exact "
           f"nearest real: manifpt {100 * offset['manifpt']:.1f}%"
           + (f", FAISS {100 * offset['faiss']:.1f}%" if offset["faiss"] is not None else ""))
-    extra = {"shared_offset_exact_rows": offset}
+    extra = {"shared_offset_exact_rows": offset, "cpu_paths": paths}
+    beyond = None
     if not args.no_memory and args.preset == "full":
         m, n, d = 20000, 200000, 64
         mem = bench.peak_rss_of_projection(m, n, d)
         extra["memory"] = {"shape": [m, n, d], **mem}
+        beyond = mem["beyond_outputs_mib"]
         print(f"Memory, ({m}, {n}, {d}) in a fresh process: peak RSS grew {mem['growth_mib']:.0f} MiB for "
               f"{mem['outputs_mib']:.0f} MiB of outputs, i.e. {mem['beyond_outputs_mib']:.0f} MiB beyond inputs + outputs "
               f"(a float32 distance matrix would be {mem['cdist_matrix_mib']:.0f} MiB)")
+    if args.preset == "full":
+        targets = bench.check_targets(rows, sgemm, beyond)
+        extra["targets"] = targets
+        print(f"\nTargets (ratios from this run):\n{bench.targets_table(targets)}")
     atomic_write_json(args.out / "bench.json", bench.rows_to_json(rows, sgemm, extra))
     atomic_write_text(args.out / "bench.md", table + "\n")
     viz.bench_figure(rows, sgemm, args.out / "bench.png")

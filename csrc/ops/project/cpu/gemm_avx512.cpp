@@ -2,10 +2,12 @@
 // accumulators. Why our own GEMM: the BLAS torch ships (MKL) runs its AVX2 path on AMD CPUs, below
 // what FAISS reaches with OpenBLAS; this kernel beats both where the CPU has 512-bit FMA units
 // (benchmarks/RESULTS.md). This file alone is compiled with -mavx512f; it is called only when the
-// CPU reports AVX-512F (the check lives in project.cpp: code here may use AVX-512 anywhere).
+// CPU reports AVX-512F (the check lives in isa.cpp: code here may use AVX-512 anywhere).
 #include <immintrin.h>
 
-#include "ops/project/gemm_panels.h"
+#include <cstdlib>
+
+#include "ops/project/cpu/gemm_panels.h"
 
 namespace manifpt::detail {
 
@@ -14,7 +16,7 @@ namespace {
 struct Avx512 {
   using vec = __m512;
   static constexpr int W = 16;
-  static vec load(const float* p) { return _mm512_loadu_ps(p); }  // std::vector storage is not 64-byte aligned
+  static vec load(const float* p) { return _mm512_loadu_ps(p); }  // unaligned loads: same speed on aligned data
   static void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
   static vec zero() { return _mm512_setzero_ps(); }
   static vec set1(float v) { return _mm512_set1_ps(v); }
@@ -22,12 +24,13 @@ struct Avx512 {
 };
 }  // namespace
 
-void cross_gemm_avx512(const float* x, int64_t mb, int64_t D, const float* panels, int64_t nb, float* c, int64_t ldc) {
-  cross_gemm_panels<Avx512, 8, 2>(x, mb, D, panels, nb, c, ldc);
+void cross_gemm_avx512(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
+                       int64_t ldc) {
+  cross_gemm_panels<Avx512, kMrAvx512, 2>(ap, mb, D, kc, panels, nb, c, ldc);
 }
 #else
-void cross_gemm_avx512(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t) {
-  TORCH_CHECK(false, "manifpt: built without AVX-512 support");
+void cross_gemm_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float*, int64_t) {
+  std::abort();  // unreachable: isa.cpp never picks a path this build lacks
 }
 #endif
 

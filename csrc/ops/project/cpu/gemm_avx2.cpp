@@ -4,7 +4,9 @@
 // For CPUs without AVX-512. This file alone is compiled with -mavx2 -mfma.
 #include <immintrin.h>
 
-#include "ops/project/gemm_panels.h"
+#include <cstdlib>
+
+#include "ops/project/cpu/gemm_panels.h"
 
 namespace manifpt::detail {
 
@@ -21,12 +23,13 @@ struct Avx2 {
 };
 }  // namespace
 
-void cross_gemm_avx2(const float* x, int64_t mb, int64_t D, const float* panels, int64_t nb, float* c, int64_t ldc) {
-  cross_gemm_panels<Avx2, 6, 2>(x, mb, D, panels, nb, c, ldc);
+void cross_gemm_avx2(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
+                     int64_t ldc) {
+  cross_gemm_panels<Avx2, kMrAvx2, 2>(ap, mb, D, kc, panels, nb, c, ldc);
 }
 #else
-void cross_gemm_avx2(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t) {
-  TORCH_CHECK(false, "manifpt: built without AVX2 support");
+void cross_gemm_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float*, int64_t) {
+  std::abort();  // unreachable: isa.cpp never picks a path this build lacks
 }
 #endif
 

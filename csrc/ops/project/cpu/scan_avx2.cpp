@@ -1,12 +1,12 @@
-// AVX2/FMA version of the candidate scan (same two passes as detail::scan_row in project.cpp).
-// This file alone is compiled with -mavx2 -mfma; project.cpp calls it only after cpu_has_avx2_fma(),
-// which lives in project.cpp because anything in this file may contain AVX2 instructions.
+// AVX2/FMA version of the candidate scan (same two passes as detail::scan_row in candidates.cpp).
+// This file alone is compiled with -mavx2 -mfma; candidates.cpp calls it only after cpu_has_avx2_fma(),
+// which lives in isa.cpp because anything in this file may contain AVX2 instructions.
 #include <immintrin.h>
 
 #include <cmath>
 #include <limits>
 
-#include "ops/project/project.h"
+#include "ops/project/cpu/kernels.h"
 
 namespace manifpt::detail {
 

@@ -1,0 +1,44 @@
+#pragma once
+// The inner kernels of the candidate search (candidates.cpp): the cross term x.y of a block of
+// centred fakes against a tile of centred reals, and the scan of one row of approximate distances.
+// Each ISA's kernels live in their own file, compiled with that ISA's -m flags and called only after
+// isa.cpp has seen the CPU support it.
+#include <cstdint>
+
+#include "ops/project/cpu/row_state.h"
+
+namespace manifpt::detail {
+
+// --- Our packed GEMMs (gemm_avx512.cpp, gemm_avx2.cpp; driver in gemm_panels.h), float only. ---
+// Reals: panels of kPanel reals, layout [panel][k][kPanel], zero-padded to a whole panel (pack.h).
+// Fakes: micro-panels of MR rows, layout [k][rows] (rows = MR but for the last micro-panel of all
+// fakes), the micro-panel of local row i at ap + i * D (pack.h). Any K-slice of either is contiguous.
+// c[i * ldc + j] = x_i . y_j for i < mb, j < round_up(nb, kPanel); kc: the K-block (blocking.h).
+constexpr int64_t kPanel = 32;
+constexpr int kMrAvx512 = 8;  // 8 x 32 register block: 16 zmm accumulators
+constexpr int kMrAvx2 = 6;    // 6 x 16 register block: 12 ymm accumulators (3 x 32 would spill)
+void cross_gemm_avx512(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
+                       int64_t ldc);
+void cross_gemm_avx2(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
+                     int64_t ldc);
+
+// --- BLAS sgemm_/dgemm_ or portable C++ (gemm_blas.cpp), on row-major operands. ---
+// c[i * nb + j] = x_i . y_j for a block of mb fakes and nb reals (both row-major, D wide).
+template <typename T>
+void cross_gemm_rowmajor(const T* x, int64_t mb, const T* y, int64_t nb, int64_t D, T* c, bool use_blas);
+// While a worker thread runs its own GEMMs inside at::parallel_for, the BLAS must not start threads of
+// its own (nested threads only oversubscribe the cores).
+struct SingleThreadedBlas {
+  int previous = 0;
+  SingleThreadedBlas();
+  ~SingleThreadedBlas();
+};
+
+// --- Candidate scan of one row (candidates.cpp: portable; scan_avx2.cpp: AVX2/FMA). ---
+// c[j] = x.y_j (centred), yn[j] = |y_j|^2, xn = |x|^2, bound = the expansion error bound for this row
+// and tile, j0 = global index of the tile's first real.
+template <typename T>
+void scan_row(const T* c, const T* yn, int64_t nb, T xn, T bound, int64_t j0, RowState<T>& st);
+void scan_row_f32_avx2(const float* c, const float* yn, int64_t nb, float xn, float bound, int64_t j0, RowState<float>& st);
+
+}  // namespace manifpt::detail

@@ -1,0 +1,127 @@
+#pragma once
+// Packing: centre rows on the reals' mean in the working type T, with |row|^2 (rounded to T) and |row|
+// (for the error bound), into the layout the GEMM reads (kernels.h):
+//   fakes -> MR-row k-major micro-panels, packed once per call before the search, so any K-block of
+//            any block of fakes is one contiguous stream reused by every panel of reals (BLIS's packed
+//            A, here with the packing cost O(M * D) once per call, not per tile);
+//   reals -> kPanel-wide k-major panels, one tile at a time (BLIS's packed B);
+// or row-major for the BLAS and portable paths.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "ops/project/cpu/kernels.h"
+
+namespace manifpt::detail {
+
+// 64-byte aligned storage: panel rows start on a cache line, so a 512-bit load touches one line.
+template <typename T>
+struct AlignedAlloc {
+  using value_type = T;
+  AlignedAlloc() = default;
+  template <typename U>
+  AlignedAlloc(const AlignedAlloc<U>&) {}
+  T* allocate(size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <typename U>
+  bool operator==(const AlignedAlloc<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const AlignedAlloc<U>&) const { return false; }
+};
+template <typename T>
+using AlignedVector = std::vector<T, AlignedAlloc<T>>;
+
+// Centre `rows` rows of src on mu into dst (row-major, working type), with |row|^2 rounded to T and
+// |row|. Returns false when a row's sum of squares is not finite.
+template <typename scalar_t, typename T>
+bool pack_centred(const scalar_t* src, int64_t rows, int64_t D, const T* mu, T* dst, T* sqnorm, double* norm) {
+  bool finite = true;
+  for (int64_t r = 0; r < rows; ++r) {
+    const scalar_t* s = src + r * D;
+    T* d = dst + r * D;
+    double acc = 0;
+    for (int64_t k = 0; k < D; ++k) {
+      const T v = T(s[k]) - mu[k];
+      d[k] = v;
+      // Values near the float32 maximum can overflow the centring in float; their square is still finite
+      // in double. The row's norm then sends it to the direct float64 scan (the row's bound is +inf).
+      const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);
+      acc += dv * dv;
+    }
+    finite = finite && std::isfinite(acc);
+    sqnorm[r] = T(acc);
+    norm[r] = std::sqrt(acc);
+  }
+  return finite;
+}
+
+// Centre `rows` rows of src (row-major, D wide) into dst k-major: dst[k * width + r], rows r in
+// [rows, width) zero (padding). Walks K in chunks so that the chunk of dst being written (width x
+// kChunk floats) stays in L1 while each source row streams; |row|^2 sums in the same order as
+// pack_centred, so both layouts give the same norms. Returns false when a sum of squares is not finite.
+template <typename scalar_t>
+bool pack_kmajor(const scalar_t* src, int64_t rows, int64_t width, int64_t D, const float* mu, float* dst, float* sqnorm,
+                 double* norm) {
+  constexpr int64_t kChunk = 128;
+  double acc[kPanel] = {};  // width <= kPanel
+  for (int64_t k0 = 0; k0 < D; k0 += kChunk) {
+    const int64_t k1 = std::min(D, k0 + kChunk);
+    for (int64_t r = 0; r < width; ++r) {
+      float* d = dst + r;
+      if (r >= rows) {
+        for (int64_t k = k0; k < k1; ++k) d[k * width] = 0.f;
+        continue;
+      }
+      const scalar_t* s = src + r * D;
+      double a = acc[r];
+      for (int64_t k = k0; k < k1; ++k) {
+        const float v = float(s[k]) - mu[k];
+        d[k * width] = v;
+        const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);  // as pack_centred
+        a += dv * dv;
+      }
+      acc[r] = a;
+    }
+  }
+  bool finite = true;
+  for (int64_t r = 0; r < rows; ++r) {
+    finite = finite && std::isfinite(acc[r]);
+    sqnorm[r] = float(acc[r]);
+    norm[r] = std::sqrt(acc[r]);
+  }
+  return finite;
+}
+
+// Fakes [r0, r1) of M, r0 a multiple of mr, into micro-panels: the micro-panel of row g * mr starts at
+// dst + g * mr * D and is [k][rows] with rows = min(mr, M - g * mr), so the layout takes exactly M * D.
+template <typename scalar_t>
+bool pack_fakes_micro(const scalar_t* X, int64_t M, int64_t r0, int64_t r1, int64_t D, int mr, const float* mu,
+                      float* dst, float* sqnorm, double* norm) {
+  bool finite = true;
+  for (int64_t g0 = r0; g0 < r1; g0 += mr) {
+    const int64_t rows = std::min<int64_t>(mr, M - g0);
+    finite = pack_kmajor(X + g0 * D, rows, rows, D, mu, dst + g0 * D, sqnorm + g0, norm + g0) && finite;
+  }
+  return finite;
+}
+
+// Panels [p0, p1) of a tile of nb reals starting at real j0, into [panel][k][kPanel]; rows from nb up to
+// the last panel's end are zero padding. One panel is written by one thread (no shared cache lines).
+template <typename scalar_t>
+void pack_reals_panels(const scalar_t* Y, int64_t j0, int64_t nb, int64_t p0, int64_t p1, int64_t D, const float* mu,
+                       float* panels, float* sqnorm, double* norm) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t r0 = p * kPanel, rows = std::min(kPanel, nb - r0);
+    pack_kmajor(Y + (j0 + r0) * D, rows, kPanel, D, mu, panels + p * D * kPanel, sqnorm + r0, norm + r0);
+  }
+}
+
+}  // namespace manifpt::detail

@@ -1,0 +1,15 @@
+// The schema of manifpt::project and the CPU registrations. The CUDA kernel registers itself for the
+// CUDA key in project_cuda.cu; the emulated CUDA kernel (tests) in project_emulated.cpp.
+#include <torch/library.h>
+
+#include "ops/project/project.h"
+
+TORCH_LIBRARY(manifpt, m) {
+  m.def(
+      "project(Tensor fakes, Tensor reals, int tile_m=0, int tile_n=0) -> (Tensor artifact, Tensor index, Tensor distance)");
+  // What the CPU kernel would run for an (M, N, D) float32 call on this machine: the ISA path taken,
+  // the cache sizes read at run time and the blocking derived from them (benchmarks print it).
+  m.def("_cpu_info(int M, int N, int D) -> str", &manifpt::cpu_info);
+}
+
+TORCH_LIBRARY_IMPL(manifpt, CPU, m) { m.impl("project", &manifpt::project_cpu); }
