@@ -250,7 +250,8 @@ def test_skip_bad_is_accepted_where_it_is_suggested(gm, tmp_path, capsys):
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_during_fit_says_how_to_resume(gm, tmp_path, sig, code):
     out = tmp_path / "f"
-    args = ["fit", "--data", gm, "--size", "12", "--epochs", "400", "--device", "cpu", "--out", out]
+    # --patience 400: early stopping must not end the fit before the signal arrives (an epoch here is ~30 ms)
+    args = ["fit", "--data", gm, "--size", "12", "--epochs", "400", "--patience", "400", "--device", "cpu", "--out", out]
     p = _cli(*args, cwd=tmp_path)
     deadline = time.time() + 120
     while not (out / "checkpoint.pt").is_file():  # training has started: at least one epoch is on disk
@@ -290,7 +291,9 @@ def test_outputs_follow_the_umask(tmp_path):
 
 def test_sigterm_during_an_experiment_says_how_to_resume(gm, tmp_path):
     out = tmp_path / "x"
-    p = _cli("experiment", "model-type", "--data", gm, "--size", "12", "--spaces", "rgb", "--seeds", "3", "--epochs", "300",
+    # 50 seeds: early stopping ends a toy seed in well under a second, so the run must still have many to
+    # go when the signal arrives (it is killed long before they are done)
+    p = _cli("experiment", "model-type", "--data", gm, "--size", "12", "--spaces", "rgb", "--seeds", "50", "--epochs", "300",
              "--device", "cpu", "--out", out, cwd=tmp_path)
     deadline = time.time() + 120
     while not (out / "rgb" / "seed0" / "checkpoint.pt").is_file():  # the first seed is training

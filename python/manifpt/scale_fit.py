@@ -36,7 +36,7 @@ def store_parts(store: ArtifactStore, seed: int) -> dict[str, torch.Tensor]:
 
 def fit_store(folder: Path, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
               device="cpu", progress=True, open_set_score="energy", keep=0.95, workers=0, memory_budget=None,
-              precision="auto", in_ram=False) -> dict:
+              precision="auto", in_ram=False, patience=5) -> dict:
     """`in_ram`: the artifacts loaded whole into a tensor first (the benchmark's reference for the disk path)."""
     store = ArtifactStore(folder)
     rank, world = rank_world()
@@ -46,7 +46,8 @@ def fit_store(folder: Path, out: Path, *, arch="small", epochs=30, seed=0, batch
     source = torch.from_numpy(np.load(store.path)) if in_ram else reader
     rows = {k: Rows(source, store.labels, v) for k, v in parts.items()}
     att = Attributor(len(store.models), store.shape[1:], arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
-                     optimizer=optimizer, device=device, class_names=store.models, precision=precision)
+                     optimizer=optimizer, device=device, class_names=store.models, precision=precision,
+                     patience=patience)
     _check_budget(att, reader.row_bytes, workers, memory_budget)
     extra = {"space": store.meta.get("space"), "artifacts": str(Path(folder).resolve()), "size": store.meta.get("size"),
              "data": store.meta.get("data"), "weights": store.meta.get("weights"),

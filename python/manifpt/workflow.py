@@ -94,7 +94,7 @@ def _artifacts_streamed(data, space, out: Path, *, memory_budget, progress, **kw
 
 def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_size=64, optimizer="adamw", resume=False,
             size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
-            open_set_score="energy", keep=0.95, per_model=None, precision="auto") -> dict:
+            open_set_score="energy", keep=0.95, per_model=None, precision="auto", patience=5) -> dict:
     """An attributor on the artifacts of `space` (steps.fit_and_report). With `resume`, OUT/checkpoint.pt
     continues only if it was written for the same data, space and settings."""
     out = Path(out)
@@ -105,7 +105,8 @@ def run_fit(data, space, out: Path, *, arch="small", epochs=30, seed=0, batch_si
              "weights": None if weights is None else str(weights), "neighbour_space": neighbour_space, "per_model": per_model}
     return fit_and_report(d.ds, art, d.labels, d.positions, out, space=space, arch=arch, epochs=epochs, seed=seed,
                           batch_size=batch_size, optimizer=optimizer, resume=resume, device=device, progress=progress,
-                          open_set_score=open_set_score, keep=keep, extra=extra, precision=precision)
+                          open_set_score=open_set_score, keep=keep, extra=extra, precision=precision,
+                          patience=patience)
 
 
 def _model_manifold(model_path: Path, device: str, data_override=None, skip_bad: bool = False):

@@ -20,6 +20,7 @@ def add_parser(sub):
     add_train(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument("--patience", type=int, default=5, help="stop once validation accuracy has not improved for this many epochs")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (same data, space and settings)")
     p.add_argument("--open-set-score", choices=("msp", "energy", "fingerprint"), default="energy",
                    help="score for flagging unknown generators: max softmax probability, energy, or the Mahalanobis "
@@ -41,7 +42,7 @@ def run(args) -> int:
     from ..artifact_store import parse_bytes
     from ..experiments.steps import pct, resolve_device
 
-    check_positive(args, "size", "epochs", "batch_size")
+    check_positive(args, "size", "epochs", "batch_size", "patience")
     check_keep(args.keep)
     budget = parse_bytes(args.memory_budget)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -56,7 +57,7 @@ def run(args) -> int:
             r = fit_store(args.artifacts, args.out, arch=args.arch, epochs=args.epochs, seed=args.seed,
                           batch_size=args.batch_size, optimizer=args.optimizer, resume=args.resume, device=device,
                           open_set_score=args.open_set_score, keep=args.keep, workers=args.workers,
-                          memory_budget=budget, precision=args.precision)
+                          memory_budget=budget, precision=args.precision, patience=args.patience)
             if distributed.rank_world()[0] != 0:
                 return 0
         else:
@@ -65,7 +66,7 @@ def run(args) -> int:
             resolve_data(args)
             r = run_fit(args.data, args.space, args.out, arch=args.arch, epochs=args.epochs, seed=args.seed,
                         batch_size=args.batch_size, optimizer=args.optimizer, resume=args.resume,
-                        open_set_score=args.open_set_score, keep=args.keep, precision=args.precision,
+                        open_set_score=args.open_set_score, keep=args.keep, precision=args.precision, patience=args.patience,
                         **data_kwargs(args, device))
     finally:
         distributed.teardown(created)

@@ -75,11 +75,12 @@ def drop_identical(art: Artifacts, labels: torch.Tensor) -> tuple[torch.Tensor, 
 
 def fit_attributor(x, y, parts: dict[str, torch.Tensor], class_names: list[str], *, arch="small", epochs=30, seed=0,
                    batch_size=64, optimizer="adamw", device="cpu", progress=True, checkpoint=None, resume=False,
-                   settings: dict | None = None, precision="auto") -> tuple[Attributor, float]:
+                   settings: dict | None = None, precision="auto", patience: int = 5) -> tuple[Attributor, float]:
     """An Attributor trained on x[parts["train"]] (early stopping on parts["val"]) and its accuracy on
     parts["test"] (None without a "test" part): the fit-and-score step of every study."""
     att = Attributor(len(class_names), tuple(x.shape[1:]), arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
-                     optimizer=optimizer, device=device, class_names=class_names, precision=precision)
+                     optimizer=optimizer, device=device, class_names=class_names, precision=precision,
+                     patience=patience)
     att.fit(x[parts["train"]], y[parts["train"]], x[parts["val"]], y[parts["val"]], checkpoint=checkpoint, resume=resume,
             progress=progress, settings=settings)
     if "test" not in parts:
@@ -216,7 +217,8 @@ def as_numpy(x) -> np.ndarray:
 
 def fit_and_report(ds: ImageFolderGM, art: Artifacts, labels, positions, out: Path, *, space, arch="small", epochs=30,
                    seed=0, batch_size=64, optimizer="adamw", resume=False, device="cpu", progress=True, extra: dict,
-                   figures=True, open_set_score="energy", keep=0.95, report=True, precision="auto") -> dict:
+                   figures=True, open_set_score="energy", keep=0.95, report=True, precision="auto",
+                   patience: int = 5) -> dict:
     """The attributor of one split (`seed`) on the artifacts, with what `manifpt fit` reports: accuracy,
     confusion and, with `report`, calibration (temperature, ECE before and after) and the open-set
     threshold (a study that only tables the accuracy skips them); writes model.pt (with `extra`: what it
@@ -231,7 +233,7 @@ def fit_and_report(ds: ImageFolderGM, art: Artifacts, labels, positions, out: Pa
     t0 = time.perf_counter()
     att, acc = fit_attributor(x, y, parts, ds.models, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size,
                               optimizer=optimizer, device=device, progress=progress, checkpoint=out / "checkpoint.pt",
-                              resume=resume, settings=extra, precision=precision)
+                              resume=resume, settings=extra, precision=precision, patience=patience)
     test_x, test_y = x[parts["test"]], y[parts["test"]].numpy()
     pred, probs = att.predict(test_x)
     result = {"space": space, "arch": arch, "seed": seed, "accuracy": acc, "models": ds.models}
