@@ -70,6 +70,37 @@ double to_double(T v) {
   return static_cast<double>(manifpt::device::widen(v));
 }
 
+// The kernels' result against float64 arithmetic on the same inputs: the index (ties to the lowest), the
+// float distance, and the artifact bit for bit as the kernel's own type `Art` rounds it. Both kernels'
+// checks use it; the cases are built so that the float64 answer is the only right one.
+template <class Art, class T>
+void check_against_float64(const std::string& where, const std::vector<T>& X, int64_t ldx, const std::vector<T>& Y, int64_t ldy,
+                           int64_t M, int64_t N, int64_t D, const std::vector<T>& A, const std::vector<int64_t>& I,
+                           const std::vector<float>& dist) {
+  for (int64_t i = 0; i < M; ++i) {
+    double best = std::numeric_limits<double>::infinity();
+    int64_t bj = -1;
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < D; ++k) {
+        const double d = to_double(X[i * ldx + k]) - to_double(Y[j * ldy + k]);
+        s += d * d;
+      }
+      if (s < best) best = s, bj = j;
+    }
+    if (I[i] != bj) fail(where + ": row " + std::to_string(i) + " index " + std::to_string(I[i]) + ", expected " + std::to_string(bj));
+    if (dist[i] != static_cast<float>(best)) fail(where + ": row " + std::to_string(i) + " distance");
+    for (int64_t k = 0; k < D && bj >= 0; ++k) {
+      const T want = manifpt::device::narrow<T>(static_cast<Art>(manifpt::device::widen(X[i * ldx + k])) -
+                                                static_cast<Art>(manifpt::device::widen(Y[bj * ldy + k])));
+      if (std::memcmp(&A[i * D + k], &want, sizeof(T)) != 0) {
+        fail(where + ": row " + std::to_string(i) + " artifact");
+        break;
+      }
+    }
+  }
+}
+
 // project_direct_kernel on M fakes, N reals, D dims, rows `pad` elements apart beyond D (the
 // in-place strided path); reals repeat every `period` rows, so ties across tiles must go to the
 // lowest index.
@@ -92,28 +123,7 @@ void check_project(const char* dtype, int64_t M, int64_t N, int64_t D, int64_t p
   // 2^-12 below 16 D, exact in float for D < 256, so the kernel's distances are exact and the
   // argmin is certain, ties included.
   const std::string where = std::string(dtype) + " M=" + std::to_string(M) + " N=" + std::to_string(N) + " D=" + std::to_string(D);
-  for (int64_t i = 0; i < M; ++i) {
-    double best = std::numeric_limits<double>::infinity();
-    int64_t bj = -1;
-    for (int64_t j = 0; j < N; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < D; ++k) {
-        const double d = to_double(X[i * ldx + k]) - to_double(Y[j * ldy + k]);
-        s += d * d;
-      }
-      if (s < best) best = s, bj = j;
-    }
-    if (I[i] != bj) fail(where + ": row " + std::to_string(i) + " index " + std::to_string(I[i]) + ", expected " + std::to_string(bj));
-    if (dist[i] != static_cast<float>(best)) fail(where + ": row " + std::to_string(i) + " distance");
-    for (int64_t k = 0; k < D && bj >= 0; ++k) {
-      const T want = manifpt::device::narrow<T>(static_cast<Acc>(manifpt::device::widen(X[i * ldx + k])) -
-                                                static_cast<Acc>(manifpt::device::widen(Y[bj * ldy + k])));
-      if (std::memcmp(&A[i * D + k], &want, sizeof(T)) != 0) {
-        fail(where + ": row " + std::to_string(i) + " artifact");
-        break;
-      }
-    }
-  }
+  check_against_float64<Acc>(where, X, ldx, Y, ldy, M, N, D, A, I, dist);
 }
 
 // The tensor-core pipeline of cuda/mma.cuh (mean, norms, projection, merge) as project_launch.h runs
@@ -161,28 +171,7 @@ void check_project_mma(const char* dtype, int64_t M, int64_t N, int64_t D, int64
            dist.data());
   const std::string where = std::string("mma<") + std::to_string(static_cast<int>(P)) + "> " + dtype + " M=" + std::to_string(M) +
                             " N=" + std::to_string(N) + " D=" + std::to_string(D) + " splits=" + std::to_string(S);
-  for (int64_t i = 0; i < M; ++i) {
-    double best = std::numeric_limits<double>::infinity();
-    int64_t bj = -1;
-    for (int64_t j = 0; j < N; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < D; ++k) {
-        const double d = to_double(X[i * ldx + k]) - to_double(Y[j * ldy + k]);
-        s += d * d;
-      }
-      if (s < best) best = s, bj = j;
-    }
-    if (I[i] != bj) fail(where + ": row " + std::to_string(i) + " index " + std::to_string(I[i]) + ", expected " + std::to_string(bj));
-    if (dist[i] != static_cast<float>(best)) fail(where + ": row " + std::to_string(i) + " distance");
-    for (int64_t k = 0; k < D && bj >= 0; ++k) {
-      const T want = manifpt::device::narrow<T>(static_cast<art_t>(manifpt::device::widen(X[i * ldx + k])) -
-                                                static_cast<art_t>(manifpt::device::widen(Y[bj * ldy + k])));
-      if (std::memcmp(&A[i * D + k], &want, sizeof(T)) != 0) {
-        fail(where + ": row " + std::to_string(i) + " artifact");
-        break;
-      }
-    }
-  }
+  check_against_float64<art_t>(where, X, ldx, Y, ldy, M, N, D, A, I, dist);
 }
 
 void check_probes() {
