@@ -191,3 +191,20 @@ def assert_kernel_result(p, fakes, reals, max_uncertain=0.05):
     torch.testing.assert_close(p.artifact.cpu(), want, rtol=0, atol=0)
     torch.testing.assert_close(p.distance.cpu(), chosen.float(), rtol=max(1e-5, 2 * g), atol=1e-6)
     return certain
+
+
+def run_ranks(target, args_of_rank, world: int, timeout: float = 120.0) -> None:
+    """Starts `world` spawned processes target(*args_of_rank(rank)) and joins them; a rank still alive
+    after `timeout` seconds is killed and fails the test (a hang must not stall the suite)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=target, args=args_of_rank(r)) for r in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=timeout)
+    hung = [p for p in procs if p.is_alive()]
+    for p in hung:
+        p.kill()
+    assert not hung, f"{len(hung)} rank(s) hung"

@@ -1,7 +1,6 @@
 """manifpt_ext.distributed.project: reals sharded over 2-3 gloo processes (spawned, loopback only)
 equal one single-process project call; an empty shard works; a failing rank makes the others fail
 with an error instead of hanging."""
-import multiprocessing as mp
 import os
 import time
 import traceback
@@ -10,7 +9,7 @@ from datetime import timedelta
 import pytest
 import torch
 import torch.distributed as dist
-from helpers import make_pair
+from helpers import make_pair, run_ranks
 
 from manifpt_ext import distributed, project
 
@@ -41,20 +40,8 @@ def _worker(rank, world, init_file, out_dir, dtype, bounds, mode):
 
 
 def _run(tmp_path, world, dtype, bounds, mode):
-    ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker, args=(r, world, str(tmp_path / "pg"), str(tmp_path), dtype, bounds, mode))
-        for r in range(world)
-    ]
     start = time.monotonic()
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    hung = [p for p in procs if p.is_alive()]
-    for p in hung:
-        p.kill()
-    assert not hung, f"{len(hung)} rank(s) hung"
+    run_ranks(_worker, lambda r: (r, world, str(tmp_path / "pg"), str(tmp_path), dtype, bounds, mode), world)
     return time.monotonic() - start
 
 

@@ -4,7 +4,6 @@ read batches and chunks, never the whole array; `project`'s folder is adopted as
 (spawned on loopback) train like one process, resume bit-exactly, and fail instead of hanging when one
 is killed."""
 import json
-import multiprocessing as mp
 import os
 import signal
 import traceback
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from helpers import make_gm_folder, toy_artifacts
+from helpers import make_gm_folder, run_ranks, toy_artifacts
 
 from manifpt.artifact_store import ARRAYS, ArtifactStore, ChunkedWriter, Rows, parse_bytes, streamed_stats
 from manifpt.attribute import Attributor
@@ -213,17 +212,8 @@ def _run(folder, mode, stop_at=None, resume=False, world=2):
     folder.mkdir(exist_ok=True)
     for f in folder.glob("rank*"):
         f.unlink()
-    ctx = mp.get_context("spawn")
     init = folder / f"pg-{stop_at}-{resume}"
-    procs = [ctx.Process(target=_worker, args=(r, world, str(init), str(folder), mode, stop_at, resume)) for r in range(world)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    hung = [p for p in procs if p.is_alive()]
-    for p in hung:
-        p.kill()
-    assert not hung, f"{len(hung)} rank(s) hung"
+    run_ranks(_worker, lambda r: (r, world, str(init), str(folder), mode, stop_at, resume), world)
     return {r: (folder / f"rank{r}.err").read_text() if (folder / f"rank{r}.err").exists() else None for r in range(world)}
 
 

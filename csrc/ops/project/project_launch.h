@@ -19,6 +19,8 @@
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <tuple>
+#include <utility>
 #include <type_traits>
 
 #include "common/checks.h"
@@ -57,6 +59,27 @@ inline std::pair<at::Tensor, int64_t> rows_of(const at::Tensor& t, int64_t D) {
   return {t.contiguous(), D};
 }
 
+// What every variant does before its kernel: refuse NaN/Inf (one device-wide reduction each; on CUDA
+// the host sync is the price of a clear error instead of NaNs), allocate the outputs, and take the rows
+// the kernels read (rows_of). With no fakes only the (empty) outputs are made.
+struct Prepared {
+  at::Tensor artifact, index, distance, x, y;
+  int64_t ldx = 0, ldy = 0;
+};
+inline Prepared prepare(const at::Tensor& fakes, const at::Tensor& reals, int64_t D) {
+  const int64_t M = fakes.size(0);
+  TORCH_CHECK(at::isfinite(reals).all().item<bool>(), "manifpt.project: reals contains NaN or Inf");
+  TORCH_CHECK(M == 0 || at::isfinite(fakes).all().item<bool>(), "manifpt.project: fakes contains NaN or Inf");
+  Prepared io;
+  io.artifact = at::empty(fakes.sizes(), fakes.options().memory_format(at::MemoryFormat::Contiguous));
+  io.index = at::empty({M}, fakes.options().dtype(at::kLong));
+  io.distance = at::empty({M}, fakes.options().dtype(at::kFloat));
+  if (M == 0) return io;
+  std::tie(io.x, io.ldx) = rows_of(fakes, D);
+  std::tie(io.y, io.ldy) = rows_of(reals, D);
+  return io;
+}
+
 template <class Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> project_direct(const at::Tensor& fakes, const at::Tensor& reals, int64_t tile_m,
                                                               int64_t tile_n) {
@@ -67,16 +90,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_direct(const at::Tensor& 
   const typename Backend::Guard guard(fakes);
   const int64_t M = fakes.size(0), N = reals.size(0);
   const int64_t D = reals.numel() / N;
-  // One device-wide reduction each; on CUDA the host sync is the price of a clear error instead of NaNs.
-  TORCH_CHECK(at::isfinite(reals).all().item<bool>(), "manifpt.project: reals contains NaN or Inf");
-  TORCH_CHECK(M == 0 || at::isfinite(fakes).all().item<bool>(), "manifpt.project: fakes contains NaN or Inf");
-  at::Tensor artifact = at::empty(fakes.sizes(), fakes.options().memory_format(at::MemoryFormat::Contiguous));
-  at::Tensor index = at::empty({M}, fakes.options().dtype(at::kLong));
-  at::Tensor distance = at::empty({M}, fakes.options().dtype(at::kFloat));
-  if (M == 0) return {artifact, index, distance};
-  const std::pair<at::Tensor, int64_t> xr = rows_of(fakes, D), yr = rows_of(reals, D);
-  const at::Tensor &x = xr.first, &y = yr.first;
-  const int64_t ldx = xr.second, ldy = yr.second;
+  Prepared io = prepare(fakes, reals, D);
+  if (M == 0) return {io.artifact, io.index, io.distance};
+  const at::Tensor &x = io.x, &y = io.y, &artifact = io.artifact, &index = io.index, &distance = io.distance;
+  const int64_t ldx = io.ldx, ldy = io.ldy;
   const int64_t blocks = (M + kBM - 1) / kBM;
   TORCH_CHECK(blocks <= 2147483647, "manifpt.project: M = ", M, " fakes need ", blocks,
               " blocks of the CUDA kernel, more than a grid holds (2^31 - 1)");
@@ -187,14 +204,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_cuda_impl(const at::Tenso
   const int64_t D = reals.numel() / N;
   if (choose_variant(variant, p, M, N, D) == Variant::Direct) return project_direct<Backend>(fakes, reals, 0, 0);
   const typename Backend::Guard guard(fakes);
-  TORCH_CHECK(at::isfinite(reals).all().item<bool>(), "manifpt.project: reals contains NaN or Inf");
-  TORCH_CHECK(M == 0 || at::isfinite(fakes).all().item<bool>(), "manifpt.project: fakes contains NaN or Inf");
-  at::Tensor artifact = at::empty(fakes.sizes(), fakes.options().memory_format(at::MemoryFormat::Contiguous));
-  at::Tensor index = at::empty({M}, fakes.options().dtype(at::kLong));
-  at::Tensor distance = at::empty({M}, fakes.options().dtype(at::kFloat));
-  if (M == 0) return {artifact, index, distance};
-  const std::pair<at::Tensor, int64_t> xr = rows_of(fakes, D), yr = rows_of(reals, D);
-  const at::Tensor &x = xr.first, &y = yr.first;
+  Prepared io = prepare(fakes, reals, D);
+  if (M == 0) return {io.artifact, io.index, io.distance};
+  const at::Tensor &x = io.x, &y = io.y, &artifact = io.artifact, &index = io.index, &distance = io.distance;
+  const int64_t ldx = io.ldx, ldy = io.ldy;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "manifpt_project_mma", [&] {
     using dev_t = typename DeviceScalar<scalar_t>::type;
     const dev_t* X = reinterpret_cast<const dev_t*>(x.template const_data_ptr<scalar_t>());
@@ -203,9 +216,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_cuda_impl(const at::Tenso
     int64_t* I = index.template mutable_data_ptr<int64_t>();
     float* dist = distance.template mutable_data_ptr<float>();
     switch (p) {
-      case Precision::Exact: project_mma_run<Backend, Precision::Exact>(X, xr.second, Y, yr.second, M, N, D, splits, x, A, I, dist); break;
-      case Precision::TF32: project_mma_run<Backend, Precision::TF32>(X, xr.second, Y, yr.second, M, N, D, splits, x, A, I, dist); break;
-      case Precision::BF16: project_mma_run<Backend, Precision::BF16>(X, xr.second, Y, yr.second, M, N, D, splits, x, A, I, dist); break;
+      case Precision::Exact: project_mma_run<Backend, Precision::Exact>(X, ldx, Y, ldy, M, N, D, splits, x, A, I, dist); break;
+      case Precision::TF32: project_mma_run<Backend, Precision::TF32>(X, ldx, Y, ldy, M, N, D, splits, x, A, I, dist); break;
+      case Precision::BF16: project_mma_run<Backend, Precision::BF16>(X, ldx, Y, ldy, M, N, D, splits, x, A, I, dist); break;
     }
   });
   return {artifact, index, distance};
