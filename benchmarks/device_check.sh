@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device check, one run on the GPU machine (H100/H200, CUDA 13, no registries), in under 7
-# minutes: build for sm_90, the CUDA test suite, compute-sanitizer memcheck and racecheck on one small
+# minutes: build for sm_90, the ops test suite (every backend, the GPU's included), compute-sanitizer memcheck and racecheck on one small
 # case each, then the timing table (benchmarks/device_table.py). Writes device_check.log,
 # device_table.md and device_table.json under $OUT (default ./device-check-out).
 #
@@ -50,8 +50,8 @@ if [[ $DRY -eq 0 ]]; then
   }
 fi
 
-step "tests/test_project_cuda.py (GPU and emulated)"
-run 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_project_cuda.py
+step "the ops suite on the GPU and emulated (tests/test_project.py, _freq, test_cuda_builtins.py)"
+run 200 "$PY" -m pytest -q -p no:cacheprovider tests/test_project.py tests/test_project_freq.py tests/test_cuda_builtins.py
 
 if [[ $DRY -eq 0 ]]; then
   SAN="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)"

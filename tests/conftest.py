@@ -2,35 +2,35 @@ import os
 import tempfile
 
 import pytest
-from helpers import KERNEL_DEVICES, KernelDevice, assert_kernel_result, make_pair
+from helpers import CPU_BACKENDS, KERNEL_BACKENDS, Backend
 
 # Inductor's on-disk cache is keyed without the CPU capability torch runs at (ATEN_CPU_CAPABILITY): a kernel
 # cached by a run at AVX-512 and loaded by one at AVX2 gave wrong values. Each test session compiles its own.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="manifpt-inductor-"))
 
-CPU_PATHS = ["auto", "avx2", "blas", "portable"]
+
+def _backend(request, monkeypatch):
+    name = request.param
+    if name.startswith("cpu-"):
+        monkeypatch.setenv("MANIFPT_CPU_ISA", name.removeprefix("cpu-"))
+    return Backend(name)
 
 
-@pytest.fixture(params=CPU_PATHS)
-def cpu_path(request, monkeypatch):
-    """Runs a test once per CPU code path (AVX-512 or AVX2 GEMM / BLAS GEMM, each + AVX2 scan / portable C++)."""
-    monkeypatch.setenv("MANIFPT_CPU_ISA", request.param)
-    return request.param
+@pytest.fixture(params=CPU_BACKENDS + KERNEL_BACKENDS)
+def backend(request, monkeypatch):
+    """Runs a test on every backend of manifpt_ext.project: the CPU code paths (AVX-512 or AVX2 GEMM,
+    BLAS GEMM, portable C++), the GPU (skipped without one) and the CUDA emulation (always)."""
+    return _backend(request, monkeypatch)
 
 
-@pytest.fixture(params=KERNEL_DEVICES)
-def kernel_device(request):
-    """Runs a test once on the GPU (skipped without one) and once under the CUDA emulation (always)."""
-    return KernelDevice(request.param)
+@pytest.fixture(params=CPU_BACKENDS)
+def cpu_backend(request, monkeypatch):
+    """The CPU code paths only: for what only the CPU op has (tile sizes, cpu_info, BLAS)."""
+    return _backend(request, monkeypatch)
 
 
-@pytest.fixture
-def make_inputs():
-    """make_pair(m, n, shape, dtype=float32, device="cpu", seed=0, offset=0.0, noise=1.0) -> (fakes, reals)."""
-    return make_pair
+@pytest.fixture(params=KERNEL_BACKENDS)
+def kernel_backend(request, monkeypatch):
+    """The CUDA kernels only, on the GPU and under the emulation: precisions, variants, probes."""
+    return _backend(request, monkeypatch)
 
-
-@pytest.fixture
-def check_kernel_result():
-    """assert_kernel_result(p, fakes, reals, max_uncertain=0.05): see there."""
-    return assert_kernel_result

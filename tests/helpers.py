@@ -66,13 +66,17 @@ def make_gm_folder(root: Path, n_real=12, n_model=6, size=(20, 24), seed=0) -> P
     return root
 
 
-# ---- the CUDA kernels, on the GPU and under the CUDA emulation -----------------------------------------
+# ---- where the ops suite runs manifpt_ext.project: the CPU code paths, the GPU, the CUDA emulation --------
+
+CPU_PATHS = ("auto", "avx2", "blas", "portable")  # MANIFPT_CPU_ISA values (auto: AVX-512 where the CPU has it)
 
 
-class KernelDevice:
-    """Where a test runs the project's CUDA kernels: "cuda" (the GPU, through the public op) or "emulated"
-    (the same device code and host launcher compiled for the CPU and run by the CUDA emulation, through
-    the private op manifpt_ext.ops._project_cuda_emulated). Inputs go through `to`."""
+class Backend:
+    """One place the ops suite (tests/test_project.py) runs manifpt_ext.project: a CPU code path
+    ("cpu-auto", "cpu-avx2", "cpu-blas", "cpu-portable", chosen by MANIFPT_CPU_ISA, which the fixture
+    sets), the GPU ("cuda", through the public op) or the CUDA emulation ("emulated": the same device
+    code and host launcher compiled for the CPU, through manifpt_ext.ops._project_cuda_emulated).
+    Inputs go through `to`; `check` holds a result to what that backend promises."""
 
     LIMIT_NAMES = (
         "max_threads_per_block",
@@ -89,6 +93,7 @@ class KernelDevice:
 
     def __init__(self, name):
         self.name = name
+        self.is_kernel = name in ("cuda", "emulated")  # the CUDA kernels (on the GPU or emulated)
         self.device = torch.device("cuda" if name == "cuda" else "cpu")
 
     def __repr__(self):
@@ -98,22 +103,31 @@ class KernelDevice:
         return t.to(self.device)
 
     def project(self, fakes, reals, **kw):
-        if self.name == "cuda":
-            return manifpt_ext.project(fakes, reals, **kw)
-        return manifpt_ext.ops._project_cuda_emulated(fakes, reals, **kw)
+        if self.name == "emulated":
+            return manifpt_ext.ops._project_cuda_emulated(fakes, reals, **kw)
+        return manifpt_ext.project(fakes, reals, **kw)
+
+    def check(self, p, fakes, reals, max_uncertain=0.05):
+        """The CPU paths rank with an exact float64 re-rank: bit for bit the reference. The CUDA kernels'
+        default variant ranks in its accumulation type: see assert_kernel_result. Returns the mask of
+        rows whose answer is certain."""
+        if self.is_kernel:
+            return assert_kernel_result(p, fakes, reals, max_uncertain)
+        assert_matches_reference(p, fakes, reals)
+        return torch.ones(fakes.shape[0], dtype=torch.bool)
 
     def project_kernel(self, fakes, reals, precision="exact", variant="auto", splits=0):
         """The CUDA op with its kernel choices (precision, variant "auto"/"mma"/"direct", splits)."""
-        if self.name == "cuda":
-            return manifpt_ext.ops._project_cuda(fakes, reals, precision=precision, variant=variant, splits=splits)
-        return manifpt_ext.ops._project_cuda_emulated(fakes, reals, precision=precision, variant=variant, splits=splits)
+        assert self.is_kernel, "project_kernel is the CUDA kernels' entry"
+        fn = manifpt_ext.ops._project_cuda if self.name == "cuda" else manifpt_ext.ops._project_cuda_emulated
+        return fn(fakes, reals, precision=precision, variant=variant, splits=splits)
 
     @property
     def op(self):
         """The op overload behind `project` (for torch.library.opcheck)."""
-        if self.name == "cuda":
-            return torch.ops.manifpt.project.default
-        return torch.ops.manifpt._project_cuda_emulated.default
+        if self.name == "emulated":
+            return torch.ops.manifpt._project_cuda_emulated.default
+        return torch.ops.manifpt.project.default
 
     def probe(self, kernel, input=None, grid=(1,), block=(1,), dynamic_smem=0, max_dynamic_smem=0):
         x = torch.zeros(1) if input is None else input
@@ -141,7 +155,8 @@ class KernelDevice:
         return torch.frombuffer(buf, dtype=dtype, count=numel)
 
 
-KERNEL_DEVICES = [
+CPU_BACKENDS = [pytest.param(f"cpu-{path}", id=f"cpu-{path}") for path in CPU_PATHS]
+KERNEL_BACKENDS = [
     pytest.param("cuda", marks=[requires_cuda, pytest.mark.cuda], id="cuda"),
     pytest.param("emulated", id="emulated"),
 ]
@@ -191,6 +206,23 @@ def assert_kernel_result(p, fakes, reals, max_uncertain=0.05):
     torch.testing.assert_close(p.artifact.cpu(), want, rtol=0, atol=0)
     torch.testing.assert_close(p.distance.cpu(), chosen.float(), rtol=max(1e-5, 2 * g), atol=1e-6)
     return certain
+
+
+def assert_exact_result(p, x, y):
+    """A result of the CUDA tensor-core kernel, which re-ranks its candidates in float64 on the original
+    values: its index is the float64 reference's (ties to the lowest index), its distance that minimum
+    in float32, and its artifact fakes - reals[index] in the accumulation type (float32; float64 for
+    float64)."""
+    x, y = x.detach().cpu(), y.detach().cpu()
+    r = manifpt_ext.project_reference(x, y)
+    bad = (p.index.cpu() != r.index).nonzero().flatten().tolist()
+    assert not bad, f"rows {bad[:10]} differ from the float64 reference"
+    m, n = x.shape[0], y.shape[0]
+    d64 = ((x.reshape(m, -1).double() - y.reshape(n, -1)[r.index].double()) ** 2).sum(1)
+    torch.testing.assert_close(p.distance.cpu(), d64.float(), rtol=2e-7, atol=0)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    want = (x.reshape(m, -1).to(acc) - y.reshape(n, -1)[r.index].to(acc)).to(x.dtype).reshape(x.shape)
+    assert torch.equal(p.artifact.cpu(), want)
 
 
 def run_ranks(target, args_of_rank, world: int, timeout: float = 120.0) -> None:
