@@ -170,7 +170,8 @@ def _data():
 
 def _model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    # BatchNorm: its statistics must be the global batch's on every rank (distributed.CrossRankBatchNorm)
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
 
 
 def _fit(net, model, ckpt=None, resume=False, stop_at=None, kill_rank=None):
@@ -186,7 +187,10 @@ def _fit(net, model, ckpt=None, resume=False, stop_at=None, kill_rank=None):
             os.kill(os.getpid(), signal.SIGKILL)
         return torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
 
-    score = lambda: float((model(x).argmax(1) == y).float().mean())  # noqa: E731
+    def score():
+        model.eval()  # running statistics; train() sets training mode again at the next epoch
+        return float((model(x).argmax(1) == y).float().mean())
+
     train(net, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), 40, batch_loss, score=score, epochs=4,
           batch_size=8, seed=0, checkpoint=ckpt, resume=resume, settings={"toy": 1})
     return model.state_dict()
@@ -226,7 +230,8 @@ def test_two_ranks_train_like_one_process(tmp_path, mode):
     one = _fit(model, model)  # the same global batches in one process
     for k in one:
         assert torch.equal(r0[k], r1[k]), k  # every rank holds the same model
-        torch.testing.assert_close(r0[k], one[k], rtol=1e-4, atol=1e-5)  # each half's mean, averaged = the batch mean
+        # each half's mean loss, averaged, is the batch mean; BatchNorm's statistics (and its running ones) the batch's
+        torch.testing.assert_close(r0[k], one[k], rtol=1e-4, atol=1e-5)
 
 
 def test_two_ranks_resume_bit_exactly(tmp_path):

@@ -101,3 +101,54 @@ def average_gradients(model: torch.nn.Module) -> None:
     for g in grads:
         g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+class CrossRankBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are those of the global batch, over every rank: what one
+    process sees with the whole batch. torch's SyncBatchNorm does this on GPUs only; this one runs on any
+    backend (gloo included) with two differentiable all-reduces per layer (sum, then the sum of squared
+    deviations: the two-pass variance, no cancellation). Their backward sums the gradients over the
+    ranks, so DDP's averaged gradients equal one process's. Outside training, or in one process, it is a
+    plain BatchNorm (running statistics)."""
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"CrossRankBatchNorm: expected an input of 2 or more dimensions, got {input.dim()}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or rank_world()[1] == 1:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims, shape = [0, *range(2, x.dim())], [1, x.shape[1]] + [1] * (x.dim() - 2)
+        count = torch.tensor([x.numel() // x.shape[1]], dtype=x.dtype, device=x.device)
+        total = all_reduce(torch.cat([x.sum(dims), count]))
+        n = total[-1]
+        mean = total[:-1] / n
+        centred = x - mean.view(shape)
+        var = all_reduce((centred * centred).sum(dims)) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)), alpha=m)  # unbiased, as BatchNorm
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def cross_rank_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Every BatchNorm of `model` replaced in place by a CrossRankBatchNorm that shares its parameters and
+    buffers (the same tensors: an optimizer or a DDP wrapper built on the model stays valid). Returns model."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(child, CrossRankBatchNorm):
+            new = CrossRankBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
+            new.training = child.training
+            for key in ("weight", "bias"):
+                setattr(new, key, getattr(child, key))
+            for key in ("running_mean", "running_var", "num_batches_tracked"):
+                new._buffers[key] = child._buffers.get(key)
+            setattr(model, name, new)
+        else:
+            cross_rank_batchnorm(child)
+    return model

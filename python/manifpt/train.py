@@ -20,6 +20,8 @@ What it guarantees:
 - **data parallel under torchrun** (a process group is initialised, manifpt.distributed.setup): every rank
   draws the same permutation from the same seed and takes every K-th sample of each batch, as
   DistributedSampler does, so `batch_size` is the global batch and the learning rate needs no scaling.
+  BatchNorm layers become CrossRankBatchNorm: their statistics are the global batch's, so a step on K
+  ranks computes what one process computes on the whole batch, up to float summation order.
   A model wrapped in DistributedDataParallel has its gradients averaged by DDP; any other model (the
   torch baselines, which train their network directly) by one flat all-reduce after backward. Rank 0's
   score decides early stopping on every rank; rank 0 alone reads and writes the checkpoint, and its
@@ -97,6 +99,8 @@ def train(
     rank, world = D.rank_world()
     ddp = isinstance(model, nn.parallel.DistributedDataParallel)
     inner = model.module if ddp else model
+    if world > 1:
+        D.cross_rank_batchnorm(inner)  # BatchNorm over the global batch, as one process computes it
     if world > 1 and not ddp:
         D.sync_module(inner)  # one starting point on every rank (DDP's constructor does the same)
     state, error = None, None
