@@ -4,9 +4,9 @@ torch.cdist + argmin, on the shapes of `--preset` (small in CI, full for benchma
 Each test asserts correctness before timing. The full preset also asserts the speed targets
 (manifpt.bench.check_targets: >= 1.1x FAISS everywhere, >= 2.5x at (1000, 10000, 64), >= 90% of the
 sgemm rate of this run where D >= 512, working memory <= 256 MiB at (20000, 200000, 64)); the small
-preset, which CI runs on a shared machine, checks only correctness. The FAISS/torch times that the ratios in extra_info
-are built from are measured inside the same test, right before ours, so they share the machine's
-state. FAISS's `add` is outside the timed region; ours is timed whole (centring and packing included).
+preset, which CI runs on a shared machine, checks only correctness. The FAISS and GEMM times that the
+ratios in extra_info are built from are measured inside the same test, in turns with ours
+(bench.time_interleaved), so a slow spell of the machine costs each alike. FAISS's `add` is outside the timed region; ours is timed whole (centring and packing included).
 """
 import pytest
 import torch
@@ -14,15 +14,14 @@ import torch
 import manifpt_ext
 from manifpt.bench import (
     FaissFlat,
-    Row,
     cdist_argmin,
     check_exact,
     check_targets,
+    compare,
     gflops,
     make_data,
     peak_rss_of_projection,
     targets_table,
-    time_min,
 )
 
 faiss = pytest.importorskip("faiss")
@@ -35,24 +34,14 @@ def _info(benchmark, shape, sgemm, **extra):
 
 def test_project_ours(benchmark, shape, sgemm, preset):
     m, n, d = shape
+    # the exactness check, then ours, FAISS and this shape's own GEMM timed in turns (bench.compare)
+    row = compare(m, n, d, with_cdist=False)
     x, y = make_data(m, n, d)
-    ours = manifpt_ext.project(x, y)
-    check_exact(x, y, ours.index)
-    flat = FaissFlat(y)
-    t_faiss = time_min(lambda: flat(x))
     benchmark.pedantic(manifpt_ext.project, args=(x, y), rounds=3, warmup_rounds=1)
-    t_ours = benchmark.stats.stats.min
-    _info(
-        benchmark, shape, sgemm,
-        gflops=gflops(m, n, d, t_ours),
-        pct_of_sgemm=100 * gflops(m, n, d, t_ours) / max(sgemm.values()),
-        faiss_s=t_faiss,
-        faiss_gflops=gflops(m, n, d, t_faiss),
-        ratio_vs_faiss=t_faiss / t_ours,
-    )
+    _info(benchmark, shape, sgemm, gflops=row.ours_gflops, pct_of_sgemm=row.pct_of_sgemm(sgemm),
+          shape_sgemm_gflops=row.sgemm_gflops, faiss_s=row.faiss_s, faiss_gflops=row.faiss_gflops,
+          ratio_vs_faiss=row.ratio_vs_faiss)
     if preset == "full":
-        row = Row(m, n, d, "auto", t_ours, gflops(m, n, d, t_ours), t_faiss, gflops(m, n, d, t_faiss), t_faiss / t_ours,
-                  None, None, None)
         targets = check_targets([row], sgemm)
         assert all(t["met"] for t in targets), "speed targets missed:\n" + targets_table(targets)
 

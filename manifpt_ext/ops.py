@@ -238,3 +238,10 @@ def cpu_info(m: int = 4096, n: int = 16384, d: int = 2048) -> dict[str, int | st
         raise ValueError(f"manifpt_ext.cpu_info: m, n and d must be >= 1, got {m}, {n}, {d}")
     pairs = (item.split("=", 1) for item in torch.ops.manifpt._cpu_info.default(m, n, d).split())
     return {k: (int(v) if v.isdigit() else v) for k, v in pairs}
+
+
+def cpu_paths() -> tuple[str, ...]:
+    """Every MANIFPT_CPU_ISA value of this build: "auto", our packed-panel GEMMs best first (a kernel the
+    CPU cannot run falls back to the best one below it), "blas" and "portable"."""
+    kernels = str(cpu_info(1, 1, 1).get("kernels", ""))
+    return ("auto", *[k for k in kernels.split(",") if k], "blas", "portable")

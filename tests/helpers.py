@@ -68,7 +68,9 @@ def make_gm_folder(root: Path, n_real=12, n_model=6, size=(20, 24), seed=0) -> P
 
 # ---- where the ops suite runs manifpt_ext.project: the CPU code paths, the GPU, the CUDA emulation --------
 
-CPU_PATHS = ("auto", "avx2", "blas", "portable")  # MANIFPT_CPU_ISA values (auto: AVX-512 where the CPU has it)
+# MANIFPT_CPU_ISA values: auto (the best kernel the CPU runs), every other packed-panel GEMM of the build
+# (from its registry, csrc/ops/project/cpu/kernels.h: a new kernel joins the suite by itself), BLAS, portable.
+CPU_PATHS = ("auto", *manifpt_ext.cpu_paths()[2:])  # [1], the best kernel, is what auto takes where the CPU has it
 
 
 class Backend:

@@ -8,7 +8,9 @@ Then what only one side has: the CPU op's tile sizes, BLAS agreement and cpu_inf
 CUDA kernels' precisions, variants and index arithmetic (`kernel_backend`). The FFT path is in
 test_project_freq.py, the CUDA built-ins the emulation must reproduce in test_cuda_builtins.py.
 """
+import platform
 import shutil
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -268,6 +270,22 @@ def test_cpu_info_reports_the_path_and_blocking(monkeypatch, path, gemm, mr):
         assert info["kc"] == 40 and info["mc"] % mr == 0
     with pytest.raises(ValueError, match="m, n and d must be >= 1"):
         manifpt_ext.cpu_info(0, 1, 1)
+
+
+def test_cpu_paths_come_from_the_kernel_registry(monkeypatch):
+    paths = manifpt_ext.cpu_paths()
+    assert paths[0] == "auto" and paths[-2:] == ("blas", "portable")
+    kernels = paths[1:-2]
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert kernels == ("avx512", "avx2")  # best first: the order auto prefers them in
+    for i, name in enumerate(kernels):  # a name takes that kernel, or the best one below it this CPU runs
+        monkeypatch.setenv("MANIFPT_CPU_ISA", name)
+        assert manifpt_ext.cpu_info()["gemm"] in (*kernels[i:], "blas")
+    monkeypatch.setenv("MANIFPT_CPU_ISA", "auto")
+    assert manifpt_ext.cpu_info()["gemm"] in (*kernels, "blas")
+    cpuinfo = Path("/proc/cpuinfo")
+    if kernels == ("avx512", "avx2") and cpuinfo.exists() and " avx512f " in cpuinfo.read_text():
+        assert manifpt_ext.cpu_info()["gemm"] == kernels[0]
 
 
 def test_unknown_cpu_isa_is_a_one_line_error(monkeypatch):

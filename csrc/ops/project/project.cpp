@@ -139,9 +139,10 @@ std::string cpu_info(int64_t M, int64_t N, int64_t D) {
   const CacheSizes& cs = cache_sizes();
   const Blocking b = choose_blocking(M, N, D, 0, 0, std::max(1, at::get_num_threads()), path, true);
   std::ostringstream s;
-  s << "gemm=" << gemm_name(path.gemm) << " scan=" << (path.avx2_scan ? "avx2" : "portable") << " l1d=" << cs.l1d
+  s << "gemm=" << path.gemm_name() << " scan=" << (path.avx2_scan ? "avx2" : "portable") << " l1d=" << cs.l1d
     << " l2=" << cs.l2 << " l3=" << cs.l3 << " caches_from_os=" << int(cs.from_os) << " mr=" << b.mr << " kc=" << b.kc
-    << " mc=" << b.mc << " nc=" << b.nc << " threads=" << at::get_num_threads();
+    << " mc=" << b.mc << " nc=" << b.nc << " threads=" << at::get_num_threads() << " kernels=";
+  for (size_t i = 0; i < panel_gemms().size(); ++i) s << (i ? "," : "") << panel_gemms()[i]->name;
   return s.str();
 }
 

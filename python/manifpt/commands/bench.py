@@ -6,7 +6,6 @@ from pathlib import Path
 NAME, HELP = "bench", "projection op vs FAISS and torch: exactness and speed table"
 RESUME = False
 LOCK_OUT = True
-CPU_PATHS = ("auto", "avx512", "avx2", "blas", "portable")
 
 
 def add_parser(sub):
@@ -19,15 +18,19 @@ def add_parser(sub):
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS run on (20000, 200000, 64)")
     p.add_argument("--cpu-paths", default="auto",
                    help="comma-separated MANIFPT_CPU_ISA values to time side by side in this one process "
-                        f"({', '.join(CPU_PATHS)}); default auto, the best this CPU has")
+                        "(auto, a packed-panel GEMM such as avx512 or avx2, blas, portable: manifpt_ext.cpu_paths() "
+                        "lists this build's); default auto, the best this CPU has")
     return p
 
 
 def _paths(value: str) -> list[str]:
+    import manifpt_ext
+
+    known = manifpt_ext.cpu_paths()
     paths = [p.strip() for p in value.split(",") if p.strip()]
-    bad = [p for p in paths if p not in CPU_PATHS]
+    bad = [p for p in paths if p not in known]
     if not paths or bad:
-        raise ValueError(f"--cpu-paths: expected a comma-separated list of {', '.join(CPU_PATHS)}, got {value!r}")
+        raise ValueError(f"--cpu-paths: expected a comma-separated list of {', '.join(known)}, got {value!r}")
     return paths
 
 

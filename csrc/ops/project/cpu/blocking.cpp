@@ -42,7 +42,7 @@ const CacheSizes& cache_sizes() {
 }
 
 int64_t kc_max(CpuPath path) {
-  const int64_t cols = path.gemm == Gemm::Avx512 ? 32 : 16;  // reals per register pass
+  const int64_t cols = path.panel->cols;  // reals per register pass
   if (const char* env = std::getenv("MANIFPT_CPU_KC"); env && std::atoll(env) > 0) return std::atoll(env);
   return round_down(cache_sizes().l1d / 2 / (cols * 4), 16);
 }
@@ -53,7 +53,7 @@ Blocking choose_blocking(int64_t M, int64_t N, int64_t D, int64_t tile_m, int64_
   const bool panels = float_panels && path.panels();
   if (panels) {
     const CacheSizes& cs = cache_sizes();
-    b.mr = path.gemm == Gemm::Avx512 ? kMrAvx512 : kMrAvx2;
+    b.mr = path.panel->mr;
     const int64_t kc = kc_max(path);
     // Split D into equal K-blocks (no short last block), each a multiple of 8 floats.
     const int64_t nk = (D + kc - 1) / kc;

@@ -126,10 +126,8 @@ CandidateLists<T> find_candidates(const scalar_t* Y, int64_t M, int64_t N, int64
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t i0 = b * blk.mc, mb = std::min(blk.mc, M - i0);
       if constexpr (is_float) {
-        if (path.gemm == Gemm::Avx512)
-          cross_gemm_avx512(fakes.x + i0 * D, mb, D, blk.kc, tb.y.data(), nb, cbuf, ldc);
-        else if (path.gemm == Gemm::Avx2)
-          cross_gemm_avx2(fakes.x + i0 * D, mb, D, blk.kc, tb.y.data(), nb, cbuf, ldc);
+        if (panels)
+          path.panel->run(fakes.x + i0 * D, mb, D, blk.kc, tb.y.data(), nb, cbuf, ldc);
         else
           cross_gemm_rowmajor(fakes.x + i0 * D, mb, tb.y.data(), nb, D, cbuf, path.gemm != Gemm::Portable);
       } else {

@@ -1,10 +1,9 @@
 // AVX2/FMA cross term of the CPU kernel (driver in gemm_panels.h): 6 fakes x 16 reals = 12 ymm
 // accumulators + 2 panel registers + 1 broadcast (15 of the 16 ymm: 3 x 32 would spill), two passes
 // per 32-wide panel, on the same panel layout as the AVX-512 kernel.
-// For CPUs without AVX-512. This file alone is compiled with -mavx2 -mfma.
+// For CPUs without AVX-512. This file alone is compiled with -mavx2 -mfma (CMakeLists.txt); its
+// kernel registers itself (kernels.h) and runs only once isa.cpp has seen the CPU report avx2 and fma.
 #include <immintrin.h>
-
-#include <cstdlib>
 
 #include "ops/project/cpu/gemm_panels.h"
 
@@ -21,16 +20,14 @@ struct Avx2 {
   static vec set1(float v) { return _mm256_set1_ps(v); }
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
 };
-}  // namespace
 
-void cross_gemm_avx2(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
-                     int64_t ldc) {
-  cross_gemm_panels<Avx2, kMrAvx2, 2>(ap, mb, D, kc, panels, nb, c, ldc);
+void run(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c, int64_t ldc) {
+  cross_gemm_panels<Avx2, 6, 2>(ap, mb, D, kc, panels, nb, c, ldc);
 }
-#else
-void cross_gemm_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float*, int64_t) {
-  std::abort();  // unreachable: isa.cpp never picks a path this build lacks
-}
+
+constexpr PanelGemm kKernel{"avx2", 10, 6, 16, "avx2,fma", run};
+const bool registered = register_panel_gemm(&kKernel);
+}  // namespace
 #endif
 
 }  // namespace manifpt::detail

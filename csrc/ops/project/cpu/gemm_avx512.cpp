@@ -1,11 +1,9 @@
 // AVX-512 cross term of the CPU kernel (driver in gemm_panels.h): 8 fakes x 32 reals = 16 zmm
 // accumulators. Why our own GEMM: the BLAS torch ships (MKL) runs its AVX2 path on AMD CPUs, below
 // what FAISS reaches with OpenBLAS; this kernel beats both where the CPU has 512-bit FMA units
-// (benchmarks/RESULTS.md). This file alone is compiled with -mavx512f; it is called only when the
-// CPU reports AVX-512F (the check lives in isa.cpp: code here may use AVX-512 anywhere).
+// (benchmarks/RESULTS.md). This file alone is compiled with -mavx512f (CMakeLists.txt); its kernel
+// registers itself (kernels.h) and runs only once isa.cpp has seen the CPU report avx512f.
 #include <immintrin.h>
-
-#include <cstdlib>
 
 #include "ops/project/cpu/gemm_panels.h"
 
@@ -22,16 +20,14 @@ struct Avx512 {
   static vec set1(float v) { return _mm512_set1_ps(v); }
   static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
 };
-}  // namespace
 
-void cross_gemm_avx512(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
-                       int64_t ldc) {
-  cross_gemm_panels<Avx512, kMrAvx512, 2>(ap, mb, D, kc, panels, nb, c, ldc);
+void run(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c, int64_t ldc) {
+  cross_gemm_panels<Avx512, 8, 2>(ap, mb, D, kc, panels, nb, c, ldc);
 }
-#else
-void cross_gemm_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t, float*, int64_t) {
-  std::abort();  // unreachable: isa.cpp never picks a path this build lacks
-}
+
+constexpr PanelGemm kKernel{"avx512", 20, 8, 32, "avx512f,avx2,fma", run};
+const bool registered = register_panel_gemm(&kKernel);
+}  // namespace
 #endif
 
 }  // namespace manifpt::detail

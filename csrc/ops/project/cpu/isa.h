@@ -1,10 +1,10 @@
 #pragma once
 // Which CPU code path the projection takes: the best the CPU has, unless MANIFPT_CPU_ISA narrows it
 // (the tests use this to cover every path on one machine).
-//   avx512    our AVX-512 GEMM + AVX2 scan (the default where the CPU has AVX-512F)
-//   avx2      our AVX2 GEMM + AVX2 scan (the default on AVX2-only CPUs)
-//   blas      torch's BLAS sgemm_ + AVX2 scan
-//   portable  plain C++ GEMM and scan
+//   <panel GEMM>  one of our packed-panel GEMMs (kernels.h: avx512, avx2), each + the AVX2 scan; a name
+//                 whose ISA the CPU lacks takes the best kernel below it that the CPU has, else blas
+//   blas          torch's BLAS sgemm_ + AVX2 scan
+//   portable      plain C++ GEMM and scan
 // The detection lives in isa.cpp, a file compiled without -mavx2/-mavx512f: in the files built with
 // those flags the compiler may use the wider instructions anywhere, so a check placed there could
 // itself fault on the CPUs it is meant to detect.
@@ -12,19 +12,22 @@
 
 namespace manifpt::detail {
 
-enum class Gemm { Avx512, Avx2, Blas, Portable };
+struct PanelGemm;  // kernels.h
+
+enum class Gemm { Panels, Blas, Portable };
 
 struct CpuPath {
   Gemm gemm;
+  const PanelGemm* panel;  // the packed-panel kernel when gemm == Panels (float working type only)
   bool avx2_scan;
-  // Our packed-panel GEMMs (float working type only); BLAS and portable read row-major operands.
-  bool panels() const { return gemm == Gemm::Avx512 || gemm == Gemm::Avx2; }
+  bool panels() const { return gemm == Gemm::Panels; }
+  const char* gemm_name() const;  // the kernel's name, "blas" or "portable"
 };
 
 bool cpu_has_avx2_fma();
-bool cpu_has_avx512f();
+// Every feature of a comma-separated list ("avx512f,avx2,fma"), as __builtin_cpu_supports names them.
+bool cpu_supports(const char* features);
 // Reads MANIFPT_CPU_ISA on every call (one getenv); an unknown value is a one-line error.
 CpuPath cpu_path();
-const char* gemm_name(Gemm g);
 
 }  // namespace manifpt::detail

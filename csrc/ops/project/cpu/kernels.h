@@ -4,23 +4,32 @@
 // Each ISA's kernels live in their own file, compiled with that ISA's -m flags and called only after
 // isa.cpp has seen the CPU support it.
 #include <cstdint>
+#include <vector>
 
 #include "ops/project/cpu/row_state.h"
 
 namespace manifpt::detail {
 
-// --- Our packed GEMMs (gemm_avx512.cpp, gemm_avx2.cpp; driver in gemm_panels.h), float only. ---
+// --- Our packed-panel GEMMs, float only: one file gemm_<isa>.cpp each (driver in gemm_panels.h). ---
 // Reals: panels of kPanel reals, layout [panel][k][kPanel], zero-padded to a whole panel (pack.h).
-// Fakes: micro-panels of MR rows, layout [k][rows] (rows = MR but for the last micro-panel of all
+// Fakes: micro-panels of mr rows, layout [k][rows] (rows = mr but for the last micro-panel of all
 // fakes), the micro-panel of local row i at ap + i * D (pack.h). Any K-slice of either is contiguous.
-// c[i * ldc + j] = x_i . y_j for i < mb, j < round_up(nb, kPanel); kc: the K-block (blocking.h).
+// run: c[i * ldc + j] = x_i . y_j for i < mb, j < round_up(nb, kPanel); kc: the K-block (blocking.h).
 constexpr int64_t kPanel = 32;
-constexpr int kMrAvx512 = 8;  // 8 x 32 register block: 16 zmm accumulators
-constexpr int kMrAvx2 = 6;    // 6 x 16 register block: 12 ymm accumulators (3 x 32 would spill)
-void cross_gemm_avx512(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
-                       int64_t ldc);
-void cross_gemm_avx2(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
-                     int64_t ldc);
+struct PanelGemm {
+  const char* name;  // its MANIFPT_CPU_ISA value
+  int preference;    // auto (and a name the CPU cannot run) take the supported kernel ranked highest
+  int mr, cols;      // register block: fakes per micro-panel, reals per register pass (blocking.cpp)
+  const char* needs;  // CPU features it needs, as cpu_supports (isa.cpp) reads them: "avx512f,avx2,fma"
+  void (*run)(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
+              int64_t ldc);
+};
+// A gemm_<isa>.cpp adds its kernel as the module loads:
+//   static const bool registered = register_panel_gemm(&kKernel);   (kKernel: a constexpr PanelGemm)
+// The kernel is constant data and the initialiser passes one pointer, so nothing of the ISA runs before
+// cpu_path() has checked `needs`. Registered kernels, highest preference first:
+bool register_panel_gemm(const PanelGemm* g);
+const std::vector<const PanelGemm*>& panel_gemms();
 
 // --- BLAS sgemm_/dgemm_ or portable C++ (gemm_blas.cpp), on row-major operands. ---
 // c[i * nb + j] = x_i . y_j for a block of mb fakes and nb reals (both row-major, D wide).
