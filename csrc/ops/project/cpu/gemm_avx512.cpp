@@ -22,7 +22,7 @@ struct Avx512 {
 };
 
 void run(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c, int64_t ldc) {
-  cross_gemm_panels<Avx512, 8, 2>(ap, mb, D, kc, panels, nb, c, ldc);
+  cross_gemm_panels<Avx512, 8, 2, false>(ap, mb, D, kc, panels, nb, c, ldc);
 }
 
 constexpr PanelGemm kKernel{"avx512", 20, 8, 32, "avx512f,avx2,fma", run};

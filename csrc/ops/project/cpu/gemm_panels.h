@@ -1,6 +1,6 @@
 #pragma once
 // Register-blocked cross term on packed operands (layouts in kernels.h), in the loop order of BLIS
-// and OpenBLAS: for each K-block, for each panel of reals (its kc x kPanel slice stays in L1), for
+// and OpenBLAS: for each K-block, for each sub-panel of reals (its kc x cols slice stays in L1), for
 // each MR-row micro-panel of fakes (streamed from L2, where the block's kc x mb slice stays).
 //
 // Included by gemm_avx512.cpp and gemm_avx2.cpp, each compiled with its own -m flags and its own
@@ -19,7 +19,7 @@
 namespace manifpt::detail {
 namespace {
 
-// MR fakes (micro-panel a, layout [k][MR]) x NV * W reals of one panel slice (bp, stride kPanel).
+// MR fakes (micro-panel a, layout [k][MR]) x NV * W reals of one sub-panel slice (bp, [k][NV * W]).
 template <typename V, int MR, int NV>
 inline void micro_kernel(const float* a, const float* bp, int64_t kc, float* c, int64_t ldc, bool accumulate) {
   typename V::vec acc[MR][NV];
@@ -30,7 +30,7 @@ inline void micro_kernel(const float* a, const float* bp, int64_t kc, float* c, 
   for (int64_t k = 0; k < kc; ++k) {
     typename V::vec b[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = V::load(bp + k * kPanel + v * V::W);
+    for (int v = 0; v < NV; ++v) b[v] = V::load(bp + k * (NV * V::W) + v * V::W);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const typename V::vec av = V::set1(a[k * MR + r]);
@@ -44,28 +44,40 @@ inline void micro_kernel(const float* a, const float* bp, int64_t kc, float* c, 
     for (int v = 0; v < NV; ++v) V::store(c + r * ldc + v * V::W, acc[r][v]);
 }
 
-// The last micro-panel of all fakes has rows < MR and is packed [k][rows]: one instantiation per count.
+// The last micro-panel of all fakes (rows < MR): one instantiation per row count.
 template <typename V, int NV, int... R>
 inline void micro_tail(int rows, const float* a, const float* bp, int64_t kc, float* c, int64_t ldc, bool acc,
                        std::integer_sequence<int, R...>) {
   ((rows == R + 1 ? micro_kernel<V, R + 1, NV>(a, bp, kc, c, ldc, acc) : void()), ...);
 }
 
-template <typename V, int MR, int NV>
+// PrefetchNext: while the micro-panels of fakes run against one slice of reals, each first asks for its
+// share of the lines of the slice the next pass reads, so that slice is in L1 when the pass starts
+// instead of coming line by line from L3 behind the first micro-panel's FMAs. On a Zen 3 (AVX2) this
+// took the driver alone from 77-80 to 84-87 GFLOP/s of a core's 94 (benchmarks/RESULTS.md); the
+// AVX-512 kernel keeps it off until it is measured on a CPU with AVX-512.
+template <typename V, int MR, int NV, bool PrefetchNext>
 void cross_gemm_panels(const float* ap, int64_t mb, int64_t D, int64_t kc_max, const float* panels, int64_t nb, float* c,
                        int64_t ldc) {
-  constexpr int64_t cols = int64_t(NV) * V::W;
+  constexpr int64_t cols = int64_t(NV) * V::W, kLine = 64 / sizeof(float);
   static_assert(kPanel % cols == 0, "the register block must tile a panel");
-  const int64_t np = (nb + kPanel - 1) / kPanel;
+  const int64_t nsub = (nb + kPanel - 1) / kPanel * (kPanel / cols);
+  const int64_t nmicro = (mb + MR - 1) / MR;
   for (int64_t k0 = 0; k0 < D; k0 += kc_max) {
     const int64_t kc = std::min(kc_max, D - k0);
-    for (int64_t p = 0; p < np; ++p) {
-      for (int64_t c0 = 0; c0 < kPanel; c0 += cols) {
-        const float* bp = panels + p * D * kPanel + k0 * kPanel + c0;
-        float* cp = c + p * kPanel + c0;
-        int64_t i = 0;
-        for (; i + MR <= mb; i += MR) micro_kernel<V, MR, NV>(ap + i * D + k0 * MR, bp, kc, cp + i * ldc, ldc, k0 > 0);
-        if (i < mb) {
+    const int64_t lines = kc * cols / kLine, share = (lines + nmicro - 1) / nmicro;
+    for (int64_t q = 0; q < nsub; ++q) {
+      const float* bp = panels + q * D * cols + k0 * cols;  // sub-panel q's K-block (its columns: q * cols)
+      // The next pass: the next sub-panel's slice, or the first sub-panel's next K-block.
+      const float* next = q + 1 < nsub ? bp + D * cols : k0 + kc < D ? panels + (k0 + kc) * cols : nullptr;
+      float* cp = c + q * cols;
+      for (int64_t i = 0, g = 0; i < mb; i += MR, ++g) {
+        if (PrefetchNext && next)
+          for (int64_t l = g * share; l < std::min(lines, (g + 1) * share); ++l) __builtin_prefetch(next + l * kLine);
+        if (i + MR <= mb) {
+          micro_kernel<V, MR, NV>(ap + i * D + k0 * MR, bp, kc, cp + i * ldc, ldc, k0 > 0);
+        } else {
+          // The last micro-panel of all fakes has rows < MR and is packed [k][rows].
           const int rows = int(mb - i);
           micro_tail<V, NV>(rows, ap + i * D + k0 * rows, bp, kc, cp + i * ldc, ldc, k0 > 0,
                             std::make_integer_sequence<int, MR - 1>{});

@@ -11,7 +11,9 @@
 namespace manifpt::detail {
 
 // --- Our packed-panel GEMMs, float only: one file gemm_<isa>.cpp each (driver in gemm_panels.h). ---
-// Reals: panels of kPanel reals, layout [panel][k][kPanel], zero-padded to a whole panel (pack.h).
+// Reals: panels of kPanel reals, zero-padded to a whole panel (pack.h); a panel is kPanel / cols
+// sub-panels of `cols` reals (the kernel's register pass), each k-major: [panel][sub][k][cols], so the
+// kc x cols slice one register pass reads is contiguous (sub-panel q of a tile at q * D * cols).
 // Fakes: micro-panels of mr rows, layout [k][rows] (rows = mr but for the last micro-panel of all
 // fakes), the micro-panel of local row i at ap + i * D (pack.h). Any K-slice of either is contiguous.
 // run: c[i * ldc + j] = x_i . y_j for i < mb, j < round_up(nb, kPanel); kc: the K-block (blocking.h).

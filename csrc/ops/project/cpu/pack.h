@@ -4,7 +4,7 @@
 //   fakes -> MR-row k-major micro-panels, packed once per call before the search, so any K-block of
 //            any block of fakes is one contiguous stream reused by every panel of reals (BLIS's packed
 //            A, here with the packing cost O(M * D) once per call, not per tile);
-//   reals -> kPanel-wide k-major panels, one tile at a time (BLIS's packed B);
+//   reals -> kPanel-wide panels of k-major sub-panels, one tile at a time (BLIS's packed B);
 // or row-major for the BLAS and portable paths.
 #include <algorithm>
 #include <cmath>
@@ -113,14 +113,15 @@ bool pack_fakes_micro(const scalar_t* X, int64_t M, int64_t r0, int64_t r1, int6
   return finite;
 }
 
-// Panels [p0, p1) of a tile of nb reals starting at real j0, into [panel][k][kPanel]; rows from nb up to
-// the last panel's end are zero padding. One panel is written by one thread (no shared cache lines).
+// Panels [p0, p1) of a tile of nb reals starting at real j0, into [panel][sub][k][cols] (kernels.h); rows
+// from nb up to the last panel's end are zero padding. One panel is written by one thread (no shared
+// cache lines).
 template <typename scalar_t>
-void pack_reals_panels(const scalar_t* Y, int64_t j0, int64_t nb, int64_t p0, int64_t p1, int64_t D, const float* mu,
-                       float* panels, float* sqnorm, double* norm) {
-  for (int64_t p = p0; p < p1; ++p) {
-    const int64_t r0 = p * kPanel, rows = std::min(kPanel, nb - r0);
-    pack_kmajor(Y + (j0 + r0) * D, rows, kPanel, D, mu, panels + p * D * kPanel, sqnorm + r0, norm + r0);
+void pack_reals_panels(const scalar_t* Y, int64_t j0, int64_t nb, int64_t p0, int64_t p1, int64_t D, int64_t cols,
+                       const float* mu, float* panels, float* sqnorm, double* norm) {
+  for (int64_t q = p0 * (kPanel / cols); q < p1 * (kPanel / cols); ++q) {
+    const int64_t r0 = q * cols, rows = std::clamp<int64_t>(nb - r0, 0, cols);
+    pack_kmajor(Y + (j0 + std::min(r0, nb)) * D, rows, cols, D, mu, panels + q * D * cols, sqnorm + r0, norm + r0);
   }
 }
 
