@@ -170,8 +170,11 @@ def _data():
 
 def _model():
     torch.manual_seed(0)
-    # BatchNorm: its statistics must be the global batch's on every rank (distributed.CrossRankBatchNorm)
-    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    # BatchNorm: its statistics must be the global batch's on every rank (distributed.CrossRankBatchNorm),
+    # over (N, C) as after a linear layer and over (N, C, H, W) as in the attributor's ResNet
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                               torch.nn.Unflatten(1, (2, 2, 2)), torch.nn.BatchNorm2d(2), torch.nn.Flatten(),
+                               torch.nn.Linear(8, 3))
 
 
 def _fit(net, model, ckpt=None, resume=False, stop_at=None, kill_rank=None):

@@ -103,13 +103,48 @@ def average_gradients(model: torch.nn.Module) -> None:
         offset += g.numel()
 
 
+class _GlobalBatchNorm(torch.autograd.Function):
+    """xhat = (x - mean) / sqrt(var + eps) with the global batch's mean and variance, in two collectives:
+    forward, one all_gather of each rank's (count, mean, M2), combined in float64 as Chan et al. combine
+    partial variances (two-pass accuracy, no cancellation); backward, one all_reduce of the two sums the
+    input's gradient needs. Autograd through two all-reduces took four collectives per layer and step."""
+
+    @staticmethod
+    def forward(ctx, x, eps):
+        dims, shape, c = [0, *range(2, x.dim())], [1, x.shape[1]] + [1] * (x.dim() - 2), x.shape[1]
+        mean_local = x.mean(dims)
+        m2_local = (x - mean_local.view(shape)).square().sum(dims)
+        local = torch.cat([x.new_tensor([x.numel() // c], dtype=torch.float64), mean_local.double(), m2_local.double()])
+        parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, local)
+        g = torch.stack(parts)
+        counts, means, m2s = g[:, :1], g[:, 1:c + 1], g[:, c + 1:]
+        n = counts.sum()
+        mean = (counts * means).sum(0) / n
+        var = (m2s + counts * (means - mean).square()).sum(0) / n
+        invstd = torch.rsqrt(var + eps).to(x.dtype)
+        xhat = (x - mean.to(x.dtype).view(shape)) * invstd.view(shape)
+        ctx.save_for_backward(xhat, invstd)
+        ctx.n = float(n)
+        ctx.mark_non_differentiable(mean, var, n)
+        return xhat, mean, var, n
+
+    @staticmethod
+    def backward(ctx, grad, _mean, _var, _n):
+        xhat, invstd = ctx.saved_tensors
+        dims, shape, c = [0, *range(2, grad.dim())], [1, grad.shape[1]] + [1] * (grad.dim() - 2), grad.shape[1]
+        sums = torch.cat([grad.sum(dims), (grad * xhat).sum(dims)])
+        dist.all_reduce(sums)  # the loss is the sum over ranks: every rank's output depends on every x
+        mean_g, mean_gx = (sums[:c] / ctx.n).view(shape), (sums[c:] / ctx.n).view(shape)
+        return invstd.view(shape) * (grad - mean_g - xhat * mean_gx), None
+
+
 class CrossRankBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are those of the global batch, over every rank: what one
     process sees with the whole batch. torch's SyncBatchNorm does this on GPUs only; this one runs on any
-    backend (gloo included) with two differentiable all-reduces per layer (sum, then the sum of squared
-    deviations: the two-pass variance, no cancellation). Their backward sums the gradients over the
-    ranks, so DDP's averaged gradients equal one process's. Outside training, or in one process, it is a
-    plain BatchNorm (running statistics)."""
+    backend (gloo included), two collectives per layer and step (_GlobalBatchNorm). The input's gradient
+    sums over the ranks, so DDP's averaged gradients equal one process's. Outside training, or in one
+    process, it is a plain BatchNorm (running statistics)."""
 
     def _check_input_dim(self, input):
         if input.dim() < 2:
@@ -118,22 +153,14 @@ class CrossRankBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or rank_world()[1] == 1:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
-        dims, shape = [0, *range(2, x.dim())], [1, x.shape[1]] + [1] * (x.dim() - 2)
-        count = torch.tensor([x.numel() // x.shape[1]], dtype=x.dtype, device=x.device)
-        total = all_reduce(torch.cat([x.sum(dims), count]))
-        n = total[-1]
-        mean = total[:-1] / n
-        centred = x - mean.view(shape)
-        var = all_reduce((centred * centred).sum(dims)) / n
+        shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+        y, mean, var, n = _GlobalBatchNorm.apply(x, self.eps)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)), alpha=m)  # unbiased, as BatchNorm
-        y = centred * torch.rsqrt(var + self.eps).view(shape)
+                self.running_mean.mul_(1 - m).add_(mean.to(x.dtype), alpha=m)
+                self.running_var.mul_(1 - m).add_((var * (n / (n - 1))).to(x.dtype), alpha=m)  # unbiased, as BatchNorm
         return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
 
 
