@@ -110,6 +110,38 @@ def test_experiment_model_type_pixel_control(gm, tmp_path, monkeypatch, capsys):
     assert "nothing to run" in capsys.readouterr().err
 
 
+def test_experiment_model_type_within_a_memory_budget(gm, tmp_path, monkeypatch, capsys):
+    """--memory-budget: per space a store on disk, each seed trained from it. Same splits and the same
+    artifacts bit for bit, so the same accuracies as the in-RAM study; a resumed run neither rebuilds a
+    finished store nor refits a finished seed."""
+    import manifpt.scale_fit
+    import manifpt.workflow
+
+    args = ["experiment", "model-type", "--data", str(gm), "--size", "12", "--spaces", "rgb", "--seeds", "2",
+            "--epochs", "2", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "ram")]) == 0
+    streamed = [*args, "--memory-budget", "8MB", "--out", str(tmp_path / "disk")]
+    assert main(streamed) == 0
+    ram, disk = _json(tmp_path / "ram" / "results.json"), _json(tmp_path / "disk" / "results.json")
+    assert disk["rows"][0]["accuracies"] == ram["rows"][0]["accuracies"]
+    assert (tmp_path / "disk" / "stores" / "rgb" / "store.json").is_file() and disk["memory_budget"] == 8 << 20
+    assert disk["rows"][0]["fdr"] > 0 and (tmp_path / "disk" / "rgb" / "seed0" / "confusion.png").is_file()
+    # cut after seed 0: the store stays, seed 1 alone is fitted again
+    progress = _json(tmp_path / "disk" / "progress.json")
+    progress.update(rows=[], running={"space": "rgb", "accuracies": disk["rows"][0]["accuracies"][:1],
+                                      "fdr": {"fdr": disk["rows"][0]["fdr"], "rows": disk["rows"][0]["fdr_rows"]}})
+    (tmp_path / "disk" / "progress.json").write_text(json.dumps(progress))
+    calls = []
+    build, fit = manifpt.workflow.run_artifacts, manifpt.scale_fit.fit_store
+    monkeypatch.setattr(manifpt.workflow, "run_artifacts", lambda *a, **kw: calls.append("build") or build(*a, **kw))
+    monkeypatch.setattr(manifpt.scale_fit, "fit_store", lambda *a, **kw: calls.append(kw["seed"]) or fit(*a, **kw))
+    assert main([*streamed, "--resume"]) == 0
+    assert calls == [1] and _json(tmp_path / "disk" / "results.json")["rows"] == disk["rows"]
+    # what needs the decoded images in memory is refused, before any work
+    assert main([*streamed, "--pixel-control"]) == 2
+    assert "--memory-budget" in capsys.readouterr().err
+
+
 def test_experiment_model_type_resume(gm, tmp_path, monkeypatch, capsys):
     """An interrupted run, continued with --resume, fits only what was not finished and gives the table of
     an uninterrupted run; other settings are refused rather than mixed into one mean +- std."""

@@ -18,7 +18,7 @@ from helpers import make_gm_folder, run_ranks, toy_artifacts
 from manifpt.artifact_store import ARRAYS, ArtifactStore, ChunkedWriter, Rows, parse_bytes, streamed_stats
 from manifpt.attribute import Attributor
 from manifpt.cli import main
-from manifpt.train import train
+from manifpt.train import accuracy_of, train
 from manifpt.workflow import run_artifacts
 
 
@@ -190,13 +190,17 @@ def _fit(net, model, ckpt=None, resume=False, stop_at=None, kill_rank=None):
             os.kill(os.getpid(), signal.SIGKILL)
         return torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
 
-    def score():
-        model.eval()  # running statistics; train() sets training mode again at the next epoch
-        return float((model(x).argmax(1) == y).float().mean())
+    scored = [0]
 
-    train(net, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), 40, batch_loss, score=score, epochs=4,
-          batch_size=8, seed=0, checkpoint=ckpt, resume=resume, settings={"toy": 1})
-    return model.state_dict()
+    def predict(v):
+        model.eval()  # running statistics; train() sets training mode again at the next epoch
+        scored[0] += len(v)
+        return model(v).argmax(1)
+
+    history, _ = train(net, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), 40, batch_loss,
+                       score=accuracy_of(predict, x, y), epochs=4, batch_size=8, seed=0, checkpoint=ckpt, resume=resume,
+                       settings={"toy": 1})
+    return model.state_dict(), {"val_acc": [h["val_acc"] for h in history], "scored": scored[0]}
 
 
 def _worker(rank, world, init_file, out_dir, mode, stop_at, resume):
@@ -206,9 +210,10 @@ def _worker(rank, world, init_file, out_dir, mode, stop_at, resume):
                                 timeout=timedelta(seconds=20))
         model = _model()
         net = torch.nn.parallel.DistributedDataParallel(model) if mode == "ddp" else model
-        state = _fit(net, model, ckpt=os.path.join(out_dir, "ckpt.pt"), resume=resume, stop_at=stop_at,
-                     kill_rank=1 if mode == "kill" else None)
+        state, seen = _fit(net, model, ckpt=os.path.join(out_dir, "ckpt.pt"), resume=resume, stop_at=stop_at,
+                           kill_rank=1 if mode == "kill" else None)
         torch.save(state, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(seen, os.path.join(out_dir, f"rank{rank}-scores.pt"))
         dist.destroy_process_group()
     except BaseException as e:  # noqa: BLE001 - reported to the parent through a file
         with open(os.path.join(out_dir, f"rank{rank}.err"), "w") as f:
@@ -230,11 +235,17 @@ def test_two_ranks_train_like_one_process(tmp_path, mode):
     assert errors == {0: None, 1: None}, errors
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     model = _model()
-    one = _fit(model, model)  # the same global batches in one process
+    one, one_scores = _fit(model, model)  # the same global batches in one process
     for k in one:
         assert torch.equal(r0[k], r1[k]), k  # every rank holds the same model
         # each half's mean loss, averaged, is the batch mean; BatchNorm's statistics (and its running ones) the batch's
         torch.testing.assert_close(r0[k], one[k], rtol=1e-4, atol=1e-5)
+    # validation is sharded: each rank scored half of the 40 samples per epoch, and both got one process's accuracy
+    s0, s1 = (torch.load(tmp_path / f"rank{r}-scores.pt", weights_only=True) for r in (0, 1))
+    assert s0["scored"] == s1["scored"] == one_scores["scored"] // 2 == 4 * 20
+    assert s0["val_acc"] == s1["val_acc"]
+    # the weights agree to 1e-5, not bit for bit: allow one sample at a near tie
+    assert all(abs(a - b) <= 1 / 40 + 1e-12 for a, b in zip(s0["val_acc"], one_scores["val_acc"]))
 
 
 def test_two_ranks_resume_bit_exactly(tmp_path):

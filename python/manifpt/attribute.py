@@ -43,7 +43,7 @@ from . import backbones
 from .artifact_store import Rows, chunk_rows, loader, streamed_stats
 from .distributed import rank_world
 from .io import atomic_write
-from .train import train
+from .train import accuracy_of, train
 
 CHECKPOINT_VERSION = 2
 
@@ -182,10 +182,8 @@ class Attributor:
             pin = self.device.type == "cuda"
             fetch = lambda batches: loader(train_rows, batches, workers=workers, pin_memory=pin)  # noqa: E731
 
-        def score() -> float:
-            # at most 256 rows a forward: the activations, not the inputs, set the memory of a big chunk
-            pred = self.predict(val_rows, batch_size=min(chunk, 256))[0]
-            return float((pred == val_rows.y()).float().mean())
+        # at most 256 rows a forward: the activations, not the inputs, set the memory of a big chunk
+        score = accuracy_of(lambda rows: self.predict(rows, batch_size=min(chunk, 256))[0], val_rows, val_rows.y())
 
         self.history, extra = train(
             net, self._optimizer(), len(train_rows), batch_loss, score=score, epochs=c["epochs"],

@@ -23,8 +23,9 @@ What it guarantees:
   BatchNorm layers become CrossRankBatchNorm: their statistics are the global batch's, so a step on K
   ranks computes what one process computes on the whole batch, up to float summation order.
   A model wrapped in DistributedDataParallel has its gradients averaged by DDP; any other model (the
-  torch baselines, which train their network directly) by one flat all-reduce after backward. Rank 0's
-  score decides early stopping on every rank; rank 0 alone reads and writes the checkpoint, and its
+  torch baselines, which train their network directly) by one flat all-reduce after backward. A score
+  from `accuracy_of` is sharded (each rank scores every K-th validation sample); rank 0's score decides
+  early stopping on every rank; rank 0 alone reads and writes the checkpoint, and its
   state is broadcast on resume, so the other ranks need not see the file. A batch smaller than the world
   size is skipped (a rank without samples would leave the others waiting in the all-reduce);
 - `fetch`: with `fetch(batches) -> iterable of data` (e.g. a DataLoader over a file on disk, prefetching
@@ -181,11 +182,20 @@ def train(
     return history, extra
 
 
-def accuracy_of(predict: Callable[[torch.Tensor], Any], x, y) -> Callable[[], float]:
-    """score() for `train`: the accuracy of predict(x) (labels) against y."""
+def accuracy_of(predict: Callable[[Any], Any], x, y) -> Callable[[], float]:
+    """score() for `train`: the accuracy of predict(x) (labels) against y. x is a tensor or anything with
+    `subset(positions)` (artifact_store.Rows). Under a process group each rank predicts every K-th sample
+    and the correct counts are summed: validation costs 1/K per rank, and every rank gets the same value
+    (the model is the same on every rank)."""
     y = torch.as_tensor(y)
 
     def score() -> float:
-        return float((torch.as_tensor(predict(x)) == y).float().mean())
+        rank, world = D.rank_world()
+        if world == 1:
+            return float((torch.as_tensor(predict(x)) == y).float().mean())
+        pick = torch.arange(rank, len(y), world)
+        part = x.subset(pick) if hasattr(x, "subset") else x[pick]
+        correct = int((torch.as_tensor(predict(part)) == y[pick]).sum()) if len(pick) else 0
+        return D.all_sum([correct])[0] / max(len(y), 1)
 
     return score

@@ -2,8 +2,8 @@
 writes results.json, results.md and its figures into --out."""
 from __future__ import annotations
 
-from ._common import (add_data, add_out, add_train, check_keep, check_positive, data_kwargs, parse_baseline_args,
-                      parse_baselines, parse_spaces, parse_where, resolve_data, write_tables)
+from ._common import (add_data, add_memory_budget, add_out, add_train, check_keep, check_positive, data_kwargs,
+                      parse_baseline_args, parse_baselines, parse_spaces, parse_where, resolve_data, write_tables)
 
 NAME, HELP = "experiment", "the paper's experiments and those beyond it"
 LOCK_OUT = True
@@ -46,6 +46,8 @@ def add_parser(sub):
                    "trained on the images instead of their artifacts (what the subtraction adds)")
     e.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/progress.json "
                    "(same settings): finished rows and seeds are kept, a cut seed continues from its last epoch")
+    add_memory_budget(e, "a set too large for memory: per space an artifact store in OUT/stores, built and trained "
+                      "from in chunks (ManiFPT rows only; docs/scale.md)")
     add_train(e)
     e = _study(esub, "training-data", "Table 5: predict the training set of models of one type")
     e.add_argument("--type-column", default="type", help="models.csv column naming the model type")
@@ -91,6 +93,7 @@ def _wild_parser(esub) -> None:
 
 def run(args) -> int:
     from .. import experiments as ex
+    from ..artifact_store import parse_bytes
     from ..experiments import model_type, open_set, robustness, training_data, layer_type
 
     check_positive(args, "size", "epochs", "seeds", "batch_size")
@@ -129,7 +132,7 @@ def run(args) -> int:
         r = ex.run_model_type(args.data, args.out, spaces=spaces, seeds=args.seeds, baselines=names,
                               baseline_preset=args.baseline_preset, baseline_args=parse_baseline_args(args.baseline_arg, names),
                               where=parse_where(args.where), resume=args.resume, pixel_control=args.pixel_control,
-                              **train, **kw)
+                              memory_budget=parse_bytes(args.memory_budget), **train, **kw)
         text = ex.table(r["rows"], model_type.COLUMNS)
     print(text)
     write_tables(args.out, [text], r)

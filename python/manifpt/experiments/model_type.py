@@ -7,6 +7,7 @@ each baseline's features (the paper's Fig. 1), and one (fake, nearest real, arti
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ COLUMNS = [("method", "method"), ("space", "space"), ("accuracy % (mean +- std)"
 def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="small", epochs=30, batch_size=64,
                    size=DEFAULT_SIZE, weights=None, neighbour_space=None, skip_bad=False, device="cpu", progress=True,
                    baselines=(), baseline_preset="cpu", baseline_args: dict | None = None, where: dict | None = None,
-                   resume: bool = False, pixel_control: bool = False, per_model: int | None = None) -> dict:
+                   resume: bool = False, pixel_control: bool = False, per_model: int | None = None,
+                   memory_budget: int | None = None) -> dict:
     """Table 1. `where` (e.g. {"training_set": "photo"}) keeps the models whose models.csv row matches: the
     paper compares models of one training set. `baseline_args` ({name: {param: value}}) overrides
     constructor arguments of the preset. `pixel_control` adds a row of ManiFPT's attributor trained, with
@@ -39,8 +41,15 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
 
     progress.json in `out` holds every finished row and seed (and features/<name>.npy the seed-0 baseline
     features, for the t-SNE panels); `resume` continues from there, and a seed that was cut off continues
-    from its last epoch's checkpoint (attributors and torch baselines alike)."""
+    from its last epoch's checkpoint (attributors and torch baselines alike).
+
+    `memory_budget` (bytes): the sets that do not fit in memory. See _model_type_streamed."""
     out = Path(out)
+    if memory_budget is not None:
+        return _model_type_streamed(data, out, spaces=spaces, seeds=seeds, arch=arch, epochs=epochs, batch_size=batch_size,
+                                    size=size, weights=weights, neighbour_space=neighbour_space, skip_bad=skip_bad,
+                                    device=device, progress=progress, baselines=baselines, where=where, resume=resume,
+                                    pixel_control=pixel_control, per_model=per_model, memory_budget=memory_budget)
     baseline_args = baseline_args or {}
     check_baseline_overrides(baseline_args, baseline_preset, size, epochs, device)
     rows, panels, triplet_arts = [], {}, {}
@@ -135,3 +144,69 @@ def run_model_type(data, out: Path, *, spaces=("rgb", "freq"), seeds=3, arch="sm
                              "arch": arch, "epochs": epochs, "seeds": seeds,
                              "baseline_preset": baseline_preset if baselines else None, "rows": rows,
                              "figures": figures, "tsne_panels": list(panels)})
+
+
+def _model_type_streamed(data, out: Path, *, spaces, seeds, arch, epochs, batch_size, size, weights, neighbour_space,
+                         skip_bad, device, progress, baselines, where, resume, pixel_control, per_model,
+                         memory_budget) -> dict:
+    """Table 1's ManiFPT rows within `memory_budget`: per space, the artifact store OUT/stores/SPACE built chunk
+    by chunk (workflow.run_artifacts, resumable per chunk), then each seed's attributor trained and scored
+    from that file (scale_fit.fit_store, resumable per epoch). The split of a seed is the in-RAM study's
+    (stratified_split of the same files), and a store's rows equal the in-RAM artifacts bit for bit, so the
+    accuracies are the in-RAM study's. The FD ratio is taken on at most workflow.FDR_ROWS rows per model;
+    the t-SNE and triplet figures, which need every artifact in memory, are left out. The baselines and the
+    pixel control train on decoded images in RAM: they are refused here."""
+    from ..scale_fit import fit_store
+    from ..workflow import run_artifacts
+
+    if baselines or pixel_control:
+        raise ValueError("--memory-budget: the baselines and --pixel-control train on the decoded images in memory; "
+                         "run them without --memory-budget (on a subset with --per-model if the set is too large)")
+    if where:
+        raise ValueError("--where with --memory-budget: the streamed store holds every model of the folder; copy the "
+                         "models you want into a folder of their own")
+    if skip_bad:
+        raise ValueError("--skip-bad with --memory-budget: the streamed store has one row per image")
+    if not spaces:
+        raise ValueError("--memory-budget: give --spaces (the streamed study has the ManiFPT rows only)")
+    prev = resume_state(out / "progress.json", {
+        "data": str(Path(data).resolve()), "size": size, "spaces": spaces, "weights": weights, "per_model": per_model,
+        "neighbour_space": neighbour_space, "seeds": seeds, "arch": arch, "epochs": epochs, "batch_size": batch_size,
+        "streamed": True}, resume)
+    finished = {r["space"]: r for r in prev["rows"]}
+    rows, figures, models = [], [], None
+    for space in spaces:
+        w = weights.get(space) if isinstance(weights, dict) else weights
+        store = out / "stores" / space
+        if space in finished:
+            rows.append(finished[space])
+        else:
+            def note(accs, fdr):  # every finished step is on disk at once: a full-size store is hours
+                atomic_write_json(out / "progress.json", {"settings": prev["settings"], "rows": rows,
+                                                          "running": {"space": space, "accuracies": accs, "fdr": fdr}})
+
+            run = prev["running"] if prev["running"] and prev["running"]["space"] == space else None
+            if run is not None and (store / "store.json").is_file():  # built before the cut: not again
+                accs, fdr = list(run["accuracies"]), run["fdr"]
+            else:
+                fdr = run_artifacts(data, space, store, size=size, weights=w, neighbour_space=neighbour_space,
+                                    device=device, progress=progress, per_model=per_model,
+                                    memory_budget=memory_budget)["fdr"]
+                accs = []
+                note(accs, fdr)
+            for seed in range(len(accs), seeds):
+                r = fit_store(store, out / space / f"seed{seed}", arch=arch, epochs=epochs, seed=seed,
+                              batch_size=batch_size, resume=prev["resumed"], device=device, progress=progress,
+                              memory_budget=memory_budget)
+                accs.append(r["accuracy"])
+                models = r["models"]
+                note(accs, fdr)
+            rows.append({"method": "ManiFPT", "space": space, **mean_std_row(accs), "fdr": fdr["fdr"],
+                         "fdr_rows": fdr.get("rows")})
+            atomic_write_json(out / "progress.json", {"settings": prev["settings"], "rows": rows, "running": None})
+        figures.append(f"{space}/seed0/confusion.png")
+    if models is None:
+        models = json.loads((out / spaces[0] / "seed0" / "results.json").read_text())["models"]
+    return save_result(out, {"experiment": "model-type", "data": str(data), "models": models, "arch": arch,
+                             "epochs": epochs, "seeds": seeds, "memory_budget": memory_budget, "rows": rows,
+                             "figures": figures})
