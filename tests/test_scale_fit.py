@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from helpers import make_gm_folder, run_ranks, toy_artifacts
 
+from manifpt import artifact_store
 from manifpt.artifact_store import ARRAYS, ArtifactStore, ChunkedWriter, Rows, parse_bytes, streamed_stats
 from manifpt.attribute import Attributor
 from manifpt.cli import main
@@ -64,8 +65,11 @@ def test_store_resumes_chunk_by_chunk(tmp_path):
     assert ChunkedWriter(other, 10, (2,), 3, key={"run": 2}).todo() == [0, 1, 2, 3]  # another run starts again
 
 
+@pytest.mark.parametrize("piece", [None, 20])  # 20 elements: a chunk is also split into pieces of rows
 @pytest.mark.parametrize("shape", [(3, 5, 4), (7,)])
-def test_streamed_stats_match_float64_reference(shape):
+def test_streamed_stats_match_float64_reference(shape, piece, monkeypatch):
+    if piece is not None:
+        monkeypatch.setattr(artifact_store, "STATS_PIECE_ELEMENTS", piece)
     g = torch.Generator().manual_seed(0)
     x = 1000 + 0.01 * torch.randn(50, *shape, generator=g)  # a large mean over a small spread: cancellation-prone
     dims = (0, 2, 3) if x.dim() == 4 else (0,)

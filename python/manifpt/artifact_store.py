@@ -203,16 +203,26 @@ def _reduce_dims(ndim: int) -> tuple[int, ...]:
     return (0, 2, 3) if ndim == 4 else (0, 1, 2) if ndim == 3 else (0,)
 
 
+STATS_PIECE_ELEMENTS = 1 << 22  # 32 MiB of float64: a chunk's float64 copy and its temporaries stay small
+
+
+def _pieces(batches):
+    """Each chunk in float64, a few rows at a time: a chunk sized to a quarter of the memory budget would
+    otherwise be doubled by .double() and again by each temporary of its squared deviations."""
+    for b in batches:
+        b = torch.as_tensor(b)
+        step = max(1, STATS_PIECE_ELEMENTS // max(1, b[0].numel())) if len(b) else 1
+        for i in range(0, len(b), step):
+            yield b[i : i + step].double()
+
+
 def streamed_stats(batches) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (unbiased) std, per channel as the Attributor standardises, over an iterable of float
     arrays/tensors (chunks of rows), in float64: each chunk's count, mean and sum of squared deviations,
     merged with Chan et al.'s update (no catastrophic cancellation, any chunking). Returns float32
     tensors of shape (1, C, 1, 1) / (1, D), like the in-RAM torch.mean(keepdim=True)."""
     n, mean, m2 = 0, None, None
-    for b in batches:
-        x = torch.as_tensor(b).double()
-        if len(x) == 0:
-            continue
+    for x in _pieces(batches):
         dims = _reduce_dims(x.dim())
         nb = x.numel() // int(np.prod([x.shape[d] for d in range(x.dim()) if d not in dims], dtype=np.int64) or 1)
         mb = x.mean(dim=dims, keepdim=True)

@@ -93,7 +93,8 @@ void project_cpu_kernel(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t
     if constexpr (std::is_same_v<T, float>) {
       const int64_t groups = (M + blk.mr - 1) / blk.mr;
       at::parallel_for(0, groups, std::max<int64_t>(1, 65536 / (D * blk.mr)), [&](int64_t b, int64_t e) {
-        if (!pack_fakes_micro(X, M, b * blk.mr, std::min(M, e * blk.mr), D, blk.mr, mu.data(), xc, xn.data(), xnorm.data()))
+        if (!pack_fakes_micro(X, M, b * blk.mr, std::min(M, e * blk.mr), D, blk.mr, blk.kc, mu.data(), xc, xn.data(),
+                              xnorm.data()))
           fakes_finite = false;
       });
     }

@@ -21,8 +21,9 @@ struct Avx2 {
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
 };
 
-void run(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c, int64_t ldc) {
-  cross_gemm_panels<Avx2, 6, 2, true>(ap, mb, D, kc, panels, nb, c, ldc);
+void run(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb,
+         float* c, int64_t ldc) {
+  cross_gemm_panels<Avx2, 6, 2, true>(fakes, M, i0, mb, D, kc, panels, nb, c, ldc);
 }
 
 constexpr PanelGemm kKernel{"avx2", 10, 6, 16, "avx2,fma", run};

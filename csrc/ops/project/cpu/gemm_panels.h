@@ -7,9 +7,10 @@
 // vector traits V (W floats per register). Everything lives in an anonymous namespace so the two
 // instantiations never meet at link time.
 //
-// Both operands are read contiguously: the fakes were packed into k-major micro-panels once, before
-// the search, so no stream here has a power-of-two stride (reading MR fakes' rows in place at stride
-// D aliased into the same L1 sets when D * 4 is a multiple of 4 KB: D = 3072 ran far slower than 3000).
+// Both operands are read contiguously: the fakes were packed into k-major micro-panels of K-blocks once,
+// before the search, so no stream here has a power-of-two stride (reading MR fakes' rows in place at
+// stride D aliased into the same L1 sets when D * 4 is a multiple of 4 KB: D = 3072 ran far slower than
+// 3000; micro-panels spanning all of D left the block's K-slices at stride D * MR, the same on L2's sets).
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -57,8 +58,8 @@ inline void micro_tail(int rows, const float* a, const float* bp, int64_t kc, fl
 // took the driver alone from 77-80 to 84-87 GFLOP/s of a core's 94 (benchmarks/RESULTS.md); the
 // AVX-512 kernel keeps it off until it is measured on a CPU with AVX-512.
 template <typename V, int MR, int NV, bool PrefetchNext>
-void cross_gemm_panels(const float* ap, int64_t mb, int64_t D, int64_t kc_max, const float* panels, int64_t nb, float* c,
-                       int64_t ldc) {
+void cross_gemm_panels(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc_max,
+                       const float* panels, int64_t nb, float* c, int64_t ldc) {
   constexpr int64_t cols = int64_t(NV) * V::W, kLine = 64 / sizeof(float);
   static_assert(kPanel % cols == 0, "the register block must tile a panel");
   const int64_t nsub = (nb + kPanel - 1) / kPanel * (kPanel / cols);
@@ -66,6 +67,7 @@ void cross_gemm_panels(const float* ap, int64_t mb, int64_t D, int64_t kc_max, c
   for (int64_t k0 = 0; k0 < D; k0 += kc_max) {
     const int64_t kc = std::min(kc_max, D - k0);
     const int64_t lines = kc * cols / kLine, share = (lines + nmicro - 1) / nmicro;
+    const float* ap = fakes + k0 * M + i0 * kc;  // this block's slab of the K-block (pack.h)
     for (int64_t q = 0; q < nsub; ++q) {
       const float* bp = panels + q * D * cols + k0 * cols;  // sub-panel q's K-block (its columns: q * cols)
       // The next pass: the next sub-panel's slice, or the first sub-panel's next K-block.
@@ -75,11 +77,11 @@ void cross_gemm_panels(const float* ap, int64_t mb, int64_t D, int64_t kc_max, c
         if (PrefetchNext && next)
           for (int64_t l = g * share; l < std::min(lines, (g + 1) * share); ++l) __builtin_prefetch(next + l * kLine);
         if (i + MR <= mb) {
-          micro_kernel<V, MR, NV>(ap + i * D + k0 * MR, bp, kc, cp + i * ldc, ldc, k0 > 0);
+          micro_kernel<V, MR, NV>(ap + i * kc, bp, kc, cp + i * ldc, ldc, k0 > 0);
         } else {
           // The last micro-panel of all fakes has rows < MR and is packed [k][rows].
           const int rows = int(mb - i);
-          micro_tail<V, NV>(rows, ap + i * D + k0 * rows, bp, kc, cp + i * ldc, ldc, k0 > 0,
+          micro_tail<V, NV>(rows, ap + i * kc, bp, kc, cp + i * ldc, ldc, k0 > 0,
                             std::make_integer_sequence<int, MR - 1>{});
         }
       }

@@ -14,17 +14,20 @@ namespace manifpt::detail {
 // Reals: panels of kPanel reals, zero-padded to a whole panel (pack.h); a panel is kPanel / cols
 // sub-panels of `cols` reals (the kernel's register pass), each k-major: [panel][sub][k][cols], so the
 // kc x cols slice one register pass reads is contiguous (sub-panel q of a tile at q * D * cols).
-// Fakes: micro-panels of mr rows, layout [k][rows] (rows = mr but for the last micro-panel of all
-// fakes), the micro-panel of local row i at ap + i * D (pack.h). Any K-slice of either is contiguous.
-// run: c[i * ldc + j] = x_i . y_j for i < mb, j < round_up(nb, kPanel); kc: the K-block (blocking.h).
+// Fakes: K-blocks of micro-panels of mr rows (pack.h): K-block [k0, k0 + kw) of all M fakes at
+// fakes + k0 * M, the micro-panel of row g in it at + g * kw, layout [k][rows] (rows = mr but for the
+// last micro-panel of all fakes). A K-block of a block of fakes is contiguous, and so is a K-slice of
+// a sub-panel of reals.
+// run: c[i * ldc + j] = x_{i0 + i} . y_j for i < mb, j < round_up(nb, kPanel); kc: the K-block the fakes
+// were packed with (blocking.h).
 constexpr int64_t kPanel = 32;
 struct PanelGemm {
   const char* name;  // its MANIFPT_CPU_ISA value
   int preference;    // auto (and a name the CPU cannot run) take the supported kernel ranked highest
   int mr, cols;      // register block: fakes per micro-panel, reals per register pass (blocking.cpp)
   const char* needs;  // CPU features it needs, as cpu_supports (isa.cpp) reads them: "avx512f,avx2,fma"
-  void (*run)(const float* ap, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb, float* c,
-              int64_t ldc);
+  void (*run)(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc, const float* panels,
+              int64_t nb, float* c, int64_t ldc);
 };
 // A gemm_<isa>.cpp adds its kernel as the module loads:
 //   static const bool registered = register_panel_gemm(&kKernel);   (kKernel: a constexpr PanelGemm)

@@ -1,9 +1,9 @@
 #pragma once
 // Packing: centre rows on the reals' mean in the working type T, with |row|^2 (rounded to T) and |row|
 // (for the error bound), into the layout the GEMM reads (kernels.h):
-//   fakes -> MR-row k-major micro-panels, packed once per call before the search, so any K-block of
-//            any block of fakes is one contiguous stream reused by every panel of reals (BLIS's packed
-//            A, here with the packing cost O(M * D) once per call, not per tile);
+//   fakes -> MR-row k-major micro-panels within K-blocks, packed once per call before the search, so
+//            the K-block of any block of fakes is one contiguous stream reused by every panel of reals
+//            (BLIS's packed A, here with the packing cost O(M * D) once per call, not per tile);
 //   reals -> kPanel-wide panels of k-major sub-panels, one tile at a time (BLIS's packed B);
 // or row-major for the BLAS and portable paths.
 #include <algorithm>
@@ -100,15 +100,41 @@ bool pack_kmajor(const scalar_t* src, int64_t rows, int64_t width, int64_t D, co
   return finite;
 }
 
-// Fakes [r0, r1) of M, r0 a multiple of mr, into micro-panels: the micro-panel of row g * mr starts at
-// dst + g * mr * D and is [k][rows] with rows = min(mr, M - g * mr), so the layout takes exactly M * D.
+// Fakes [r0, r1) of M, r0 a multiple of mr, into micro-panels of K-blocks (kernels.h): the K-block
+// [k0, k0 + kw) of all fakes is one slab at dst + k0 * M, in which the micro-panel of row g0 starts at
+// g0 * kw and is [k][rows], rows = min(mr, M - g0); the layout takes exactly M * D. Why K-blocks: a block
+// of fakes is re-read from L2 for every panel of reals, and the slab keeps its kc x mb slice in one
+// contiguous run. With whole-D micro-panels the slices sat at a stride of D * mr floats, which for D a
+// power of two mapped them onto a few L2 sets (D = 12288: 2 of the 16 set groups of a 64 KB way) and
+// evicted them. |row|^2 sums over k in ascending order, as pack_centred does.
 template <typename scalar_t>
-bool pack_fakes_micro(const scalar_t* X, int64_t M, int64_t r0, int64_t r1, int64_t D, int mr, const float* mu,
-                      float* dst, float* sqnorm, double* norm) {
+bool pack_fakes_micro(const scalar_t* X, int64_t M, int64_t r0, int64_t r1, int64_t D, int mr, int64_t kc,
+                      const float* mu, float* dst, float* sqnorm, double* norm) {
   bool finite = true;
+  std::vector<double> acc(static_cast<size_t>(mr));
   for (int64_t g0 = r0; g0 < r1; g0 += mr) {
     const int64_t rows = std::min<int64_t>(mr, M - g0);
-    finite = pack_kmajor(X + g0 * D, rows, rows, D, mu, dst + g0 * D, sqnorm + g0, norm + g0) && finite;
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int64_t k0 = 0; k0 < D; k0 += kc) {
+      const int64_t kw = std::min(kc, D - k0);
+      float* slab = dst + k0 * M + g0 * kw;  // [k - k0][r], kw x rows floats: stays in L1 while rows stream
+      for (int64_t r = 0; r < rows; ++r) {
+        const scalar_t* s = X + (g0 + r) * D;
+        double a = acc[r];
+        for (int64_t k = k0; k < k0 + kw; ++k) {
+          const float v = float(s[k]) - mu[k];
+          slab[(k - k0) * rows + r] = v;
+          const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);  // as pack_centred
+          a += dv * dv;
+        }
+        acc[r] = a;
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      finite = finite && std::isfinite(acc[r]);
+      sqnorm[g0 + r] = float(acc[r]);
+      norm[g0 + r] = std::sqrt(acc[r]);
+    }
   }
   return finite;
 }

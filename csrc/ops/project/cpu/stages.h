@@ -17,7 +17,7 @@ namespace manifpt::detail {
 
 template <typename T>
 struct CentredFakes {
-  const T* x;  // M x D: micro-panels of blocking.mr rows on the panel paths (pack.h), else row-major
+  const T* x;  // M x D: K-blocks of micro-panels of blocking.mr rows on the panel paths (pack.h), else row-major
   const T* xn;  // |x_i|^2 rounded to T
   const double* xnorm;  // |x_i|
 };
