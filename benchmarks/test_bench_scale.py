@@ -5,7 +5,8 @@
 - `fit` from an artifact store on disk 4x larger than its memory budget against the same fit in RAM (time
   per sample, peak RSS in fresh processes, the page cache dropped before the disk run);
 - `fit` under torchrun with 2 gloo ranks against one process over seeds (accuracy), and a resumed run
-  against an uninterrupted one (bit for bit).
+  against an uninterrupted one (bit for bit);
+- `fit --precision bf16` against fp32 over seeds (accuracy; on the CPU: bf16 autocast's numerics only).
 Small sizes by default (CI); `--preset full` gives the issues' sizes: (200000, 2048) float32 reals
 (1.6 GB file) with a 256 MB budget; a 4 GiB artifacts.npy under a 1 GiB budget; 5 seeds on GM-Mini.
 """
@@ -163,15 +164,44 @@ def test_fit_from_disk_vs_in_ram(benchmark, request, tmp_path):
     assert file_bytes >= 4 * s["budget"] * 0.99
 
 
-def test_torchrun_fit_accuracy_and_resume(benchmark, request, tmp_path):
-    """GM-Mini's store at 32 x 32: one process against 2 gloo ranks over seeds (test accuracy), and a 2-rank
-    run stopped by SIGTERM after its first checkpoint then resumed, against the uninterrupted one."""
-    s = FIT_SIZES[request.config.getoption("--preset")]
+def _gm_mini_store(tmp_path, s):
+    """GM-Mini's RGB store at 32 x 32, `per_model` rows per model, built by the CLI."""
     store = tmp_path / "store"
     res = subprocess.run([sys.executable, "-m", "manifpt.cli", "artifacts", "--per-model", str(s["per_model"]),
                           "--out", str(store), "--device", "cpu", "--memory-budget", "256MB"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
+    return store
+
+
+def test_bf16_autocast_accuracy(benchmark, request, tmp_path):
+    """`fit --precision bf16` against `--precision fp32` on GM-Mini's store over seeds (test accuracy).
+    Run on the CPU this measures bf16 autocast's numerics (bf16 convolutions and matmuls, float32 weights),
+    the same rounding as on a GPU; it says nothing about a GPU's speed."""
+    s = FIT_SIZES[request.config.getoption("--preset")]
+    store = _gm_mini_store(tmp_path, s)
+
+    def fit(precision, seed):
+        out = tmp_path / f"{precision}{seed}"
+        r = subprocess.run([sys.executable, "-m", "manifpt.cli", "fit", "--artifacts", str(store), "--epochs",
+                            str(s["epochs"]), "--seed", str(seed), "--out", str(out), "--device", "cpu",
+                            "--precision", precision], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads((out / "results.json").read_text())
+
+    fp32 = [fit("fp32", k) for k in s["seeds"]]
+    bf16 = benchmark.pedantic(lambda: [fit("bf16", k) for k in s["seeds"]], rounds=1)
+    assert {r["precision"] for r in fp32} == {"fp32"} and {r["precision"] for r in bf16} == {"bf16"}
+    assert all(0 <= r["accuracy"] <= 1 for r in fp32 + bf16)  # no accuracy bound: the gap is the measurement
+    benchmark.extra_info.update({**s, "fp32_acc": [r["accuracy"] for r in fp32], "bf16_acc": [r["accuracy"] for r in bf16],
+                                 "fp32_s": [r["train_seconds"] for r in fp32], "bf16_s": [r["train_seconds"] for r in bf16]})
+
+
+def test_torchrun_fit_accuracy_and_resume(benchmark, request, tmp_path):
+    """GM-Mini's store at 32 x 32: one process against 2 gloo ranks over seeds (test accuracy), and a 2-rank
+    run stopped by SIGTERM after its first checkpoint then resumed, against the uninterrupted one."""
+    s = FIT_SIZES[request.config.getoption("--preset")]
+    store = _gm_mini_store(tmp_path, s)
 
     def fit(nproc, out, seed, extra=(), popen=False):
         pre = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"]
