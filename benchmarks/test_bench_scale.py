@@ -174,6 +174,21 @@ def _gm_mini_store(tmp_path, s):
     return store
 
 
+def _cli_fit(cwd, store, epochs, nproc, out, seed, extra=(), popen=False):
+    """`manifpt fit --artifacts store` in one process or under torchrun with `nproc` gloo ranks (one thread
+    each); its results.json, or the Popen with `popen`."""
+    pre = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"]
+           if nproc > 1 else [sys.executable, "-m"])
+    cmd = pre + ["manifpt.cli", "fit", "--artifacts", str(store), "--epochs", str(epochs), "--seed", str(seed),
+                 "--out", str(out), "--device", "cpu", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1" if nproc > 1 else "2"}
+    if popen:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((out / "results.json").read_text())
+
+
 def test_bf16_autocast_accuracy(benchmark, request, tmp_path):
     """`fit --precision bf16` against `--precision fp32` on GM-Mini's store over seeds (test accuracy).
     Run on the CPU this measures bf16 autocast's numerics (bf16 convolutions and matmuls, float32 weights),
@@ -182,12 +197,7 @@ def test_bf16_autocast_accuracy(benchmark, request, tmp_path):
     store = _gm_mini_store(tmp_path, s)
 
     def fit(precision, seed):
-        out = tmp_path / f"{precision}{seed}"
-        r = subprocess.run([sys.executable, "-m", "manifpt.cli", "fit", "--artifacts", str(store), "--epochs",
-                            str(s["epochs"]), "--seed", str(seed), "--out", str(out), "--device", "cpu",
-                            "--precision", precision], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
-        assert r.returncode == 0, r.stderr[-3000:]
-        return json.loads((out / "results.json").read_text())
+        return _cli_fit(tmp_path, store, s["epochs"], 1, tmp_path / f"{precision}{seed}", seed, ("--precision", precision))
 
     fp32 = [fit("fp32", k) for k in s["seeds"]]
     bf16 = benchmark.pedantic(lambda: [fit("bf16", k) for k in s["seeds"]], rounds=1)
@@ -204,16 +214,7 @@ def test_torchrun_fit_accuracy_and_resume(benchmark, request, tmp_path):
     store = _gm_mini_store(tmp_path, s)
 
     def fit(nproc, out, seed, extra=(), popen=False):
-        pre = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"]
-               if nproc > 1 else [sys.executable, "-m"])
-        cmd = pre + ["manifpt.cli", "fit", "--artifacts", str(store), "--epochs", str(s["epochs"]), "--seed", str(seed),
-                     "--out", str(out), "--device", "cpu", *extra]
-        env = {**os.environ, "OMP_NUM_THREADS": "1" if nproc > 1 else "2"}
-        if popen:
-            return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
-        assert r.returncode == 0, r.stderr[-3000:]
-        return json.loads((out / "results.json").read_text())
+        return _cli_fit(tmp_path, store, s["epochs"], nproc, out, seed, extra, popen)
 
     one = [fit(1, tmp_path / f"one{k}", k) for k in s["seeds"]]
     two = benchmark.pedantic(lambda: [fit(2, tmp_path / f"two{k}", k) for k in s["seeds"]], rounds=1)

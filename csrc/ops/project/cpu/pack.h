@@ -63,34 +63,32 @@ bool pack_centred(const scalar_t* src, int64_t rows, int64_t D, const T* mu, T* 
   return finite;
 }
 
-// Centre `rows` rows of src (row-major, D wide) into dst k-major: dst[k * width + r], rows r in
-// [rows, width) zero (padding). Walks K in chunks so that the chunk of dst being written (width x
-// kChunk floats) stays in L1 while each source row streams; |row|^2 sums in the same order as
-// pack_centred, so both layouts give the same norms. Returns false when a sum of squares is not finite.
+// Centres columns [k0, k1) of `rows` rows of src (row-major, D wide) into dst k-major,
+// dst[(k - k0) * width + r], rows r in [rows, width) zero (padding), adding each row's squares to acc[r]
+// in ascending k, as pack_centred does, so every layout gives the same norms.
 template <typename scalar_t>
-bool pack_kmajor(const scalar_t* src, int64_t rows, int64_t width, int64_t D, const float* mu, float* dst, float* sqnorm,
-                 double* norm) {
-  constexpr int64_t kChunk = 128;
-  double acc[kPanel] = {};  // width <= kPanel
-  for (int64_t k0 = 0; k0 < D; k0 += kChunk) {
-    const int64_t k1 = std::min(D, k0 + kChunk);
-    for (int64_t r = 0; r < width; ++r) {
-      float* d = dst + r;
-      if (r >= rows) {
-        for (int64_t k = k0; k < k1; ++k) d[k * width] = 0.f;
-        continue;
-      }
-      const scalar_t* s = src + r * D;
-      double a = acc[r];
-      for (int64_t k = k0; k < k1; ++k) {
-        const float v = float(s[k]) - mu[k];
-        d[k * width] = v;
-        const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);  // as pack_centred
-        a += dv * dv;
-      }
-      acc[r] = a;
+void centre_kmajor_block(const scalar_t* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
+                         const float* mu, float* dst, double* acc) {
+  for (int64_t r = 0; r < width; ++r) {
+    float* d = dst + r;
+    if (r >= rows) {
+      for (int64_t k = k0; k < k1; ++k) d[(k - k0) * width] = 0.f;
+      continue;
     }
+    const scalar_t* s = src + r * D;
+    double a = acc[r];
+    for (int64_t k = k0; k < k1; ++k) {
+      const float v = float(s[k]) - mu[k];
+      d[(k - k0) * width] = v;
+      const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);  // as pack_centred
+      a += dv * dv;
+    }
+    acc[r] = a;
   }
+}
+
+// |row|^2 (rounded to float) and |row| from the sums of squares; false when one is not finite.
+inline bool finish_norms(const double* acc, int64_t rows, float* sqnorm, double* norm) {
   bool finite = true;
   for (int64_t r = 0; r < rows; ++r) {
     finite = finite && std::isfinite(acc[r]);
@@ -98,6 +96,20 @@ bool pack_kmajor(const scalar_t* src, int64_t rows, int64_t width, int64_t D, co
     norm[r] = std::sqrt(acc[r]);
   }
   return finite;
+}
+
+// Centre `rows` rows of src (row-major, D wide) into dst k-major: dst[k * width + r], rows r in
+// [rows, width) zero (padding). Walks K in chunks so that the chunk of dst being written (width x
+// kChunk floats) stays in L1 while each source row streams. Returns false when a sum of squares is not
+// finite.
+template <typename scalar_t>
+bool pack_kmajor(const scalar_t* src, int64_t rows, int64_t width, int64_t D, const float* mu, float* dst, float* sqnorm,
+                 double* norm) {
+  constexpr int64_t kChunk = 128;
+  double acc[kPanel] = {};  // width <= kPanel
+  for (int64_t k0 = 0; k0 < D; k0 += kChunk)
+    centre_kmajor_block(src, rows, width, D, k0, std::min(D, k0 + kChunk), mu, dst + k0 * width, acc);
+  return finish_norms(acc, rows, sqnorm, norm);
 }
 
 // Fakes [r0, r1) of M, r0 a multiple of mr, into micro-panels of K-blocks (kernels.h): the K-block
@@ -115,26 +127,10 @@ bool pack_fakes_micro(const scalar_t* X, int64_t M, int64_t r0, int64_t r1, int6
   for (int64_t g0 = r0; g0 < r1; g0 += mr) {
     const int64_t rows = std::min<int64_t>(mr, M - g0);
     std::fill(acc.begin(), acc.end(), 0.0);
-    for (int64_t k0 = 0; k0 < D; k0 += kc) {
-      const int64_t kw = std::min(kc, D - k0);
-      float* slab = dst + k0 * M + g0 * kw;  // [k - k0][r], kw x rows floats: stays in L1 while rows stream
-      for (int64_t r = 0; r < rows; ++r) {
-        const scalar_t* s = X + (g0 + r) * D;
-        double a = acc[r];
-        for (int64_t k = k0; k < k0 + kw; ++k) {
-          const float v = float(s[k]) - mu[k];
-          slab[(k - k0) * rows + r] = v;
-          const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);  // as pack_centred
-          a += dv * dv;
-        }
-        acc[r] = a;
-      }
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      finite = finite && std::isfinite(acc[r]);
-      sqnorm[g0 + r] = float(acc[r]);
-      norm[g0 + r] = std::sqrt(acc[r]);
-    }
+    for (int64_t k0 = 0; k0 < D; k0 += kc)  // the slab [k - k0][r] (kw x rows floats) stays in L1 while rows stream
+      centre_kmajor_block(X + g0 * D, rows, rows, D, k0, std::min(D, k0 + kc), mu,
+                          dst + k0 * M + g0 * std::min(kc, D - k0), acc.data());
+    finite = finish_norms(acc.data(), rows, sqnorm + g0, norm + g0) && finite;
   }
   return finite;
 }
