@@ -114,6 +114,54 @@ def test_fit_from_disk_reads_batches_and_equals_in_ram(tmp_path):
     assert reader.largest_read == 16  # a batch: never the 90-row array
 
 
+def test_every_scoring_pass_hands_the_heap_back_first(tmp_path, monkeypatch):
+    """heap.trim() once per scoring pass (validation after each epoch, predict): a pass after many training
+    steps would otherwise land on top of the holes they left in the heap (heap.py)."""
+    from manifpt import heap
+
+    x, y = _toy_store(tmp_path)
+    calls = []
+    monkeypatch.setattr(heap, "trim", lambda: calls.append(1) or True)
+    att = Attributor(3, (3, 8, 8), epochs=2, batch_size=16, patience=5, seed=0)
+    att.fit(x[:60], y[:60], x[60:], y[60:], progress=False)
+    assert len(calls) == 2  # one validation pass per epoch
+    att.predict(x[60:])
+    assert len(calls) == 3
+
+
+def test_read_ahead_keeps_order_fetches_one_ahead_and_raises_in_place():
+    import time
+
+    from manifpt.artifact_store import read_ahead
+
+    fetched = []
+
+    def source(fail_at=None):
+        for i in range(5):
+            if i == fail_at:
+                raise ValueError(f"bad batch {i}")
+            fetched.append(i)
+            yield i
+
+    got = []
+    for item in read_ahead(source()):
+        want = min(item + 2, 5)  # this item and the next, read while this one is in use
+        deadline = time.monotonic() + 30
+        while len(fetched) < want and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert len(fetched) == want, (item, fetched)
+        got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+    seen = []
+    with pytest.raises(ValueError, match="bad batch 2"):
+        for i in read_ahead(source(fail_at=2)):
+            seen.append(i)
+    assert seen == [0, 1]  # the items before the failing one, then its error
+    gen = read_ahead(source())
+    assert next(gen) == 0
+    gen.close()  # a step that fails mid-epoch: the thread's one pending read ends, nothing hangs
+
+
 def test_cli_store_fit_evaluate(gm, tmp_path):
     st, fit, ev = tmp_path / "st", tmp_path / "fit", tmp_path / "ev"
     assert main(["artifacts", "--data", str(gm), "--size", "16", "--memory-budget", "40KB", "--out", str(st), "--device", "cpu"]) == 0

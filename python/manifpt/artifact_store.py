@@ -295,6 +295,32 @@ class BatchDataset(torch.utils.data.Dataset):
 
 def loader(rows: Rows, batches, *, workers: int = 0, pin_memory: bool = False):
     """A DataLoader that yields (x, y) of each batch of positions in `batches`, in order, read by `workers`
-    processes ahead of the training step (pinned for an asynchronous copy to the GPU)."""
-    return torch.utils.data.DataLoader(BatchDataset(rows), sampler=batches, batch_size=None, num_workers=workers,
+    processes ahead of the training step (pinned for an asynchronous copy to the GPU); with no workers, read
+    one batch ahead in a thread (read_ahead)."""
+    data = torch.utils.data.DataLoader(BatchDataset(rows), sampler=batches, batch_size=None, num_workers=workers,
                                        pin_memory=pin_memory)
+    return data if workers else read_ahead(data)
+
+
+_END = object()
+
+
+def read_ahead(iterable):
+    """The items of `iterable`, the next one fetched in a thread while the caller works on this one.
+
+    Why: with no worker processes a DataLoader reads each batch only when the step asks for it, so the
+    disk's latency (64 scattered rows out of the page cache) adds to every step. The read is preadv and
+    numpy copies, which release the GIL, so one thread hides it without a worker process (and its own copy
+    of the torch runtime). It holds one batch more, which `--workers 0`'s count of two batches in flight
+    (scale_fit._check_budget) already includes. An error in the read is raised at the item it belongs to."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    it = iter(iterable)
+    with ThreadPoolExecutor(1, thread_name_prefix="manifpt-read-ahead") as pool:
+        upcoming = pool.submit(next, it, _END)
+        while True:
+            item = upcoming.result()
+            if item is _END:
+                return
+            upcoming = pool.submit(next, it, _END)
+            yield item

@@ -39,13 +39,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import backbones
+from . import backbones, heap
 from .artifact_store import Rows, chunk_rows, loader, streamed_stats
 from .distributed import rank_world
 from .io import atomic_write
 from .train import accuracy_of, train
 
 CHECKPOINT_VERSION = 2
+# Rows per forward when scoring: the activations, not the inputs, set the memory of a big chunk.
+SCORE_ROWS = 256
 
 
 class _Reshape(nn.Module):
@@ -182,8 +184,7 @@ class Attributor:
             pin = self.device.type == "cuda"
             fetch = lambda batches: loader(train_rows, batches, workers=workers, pin_memory=pin)  # noqa: E731
 
-        # at most 256 rows a forward: the activations, not the inputs, set the memory of a big chunk
-        score = accuracy_of(lambda rows: self.predict(rows, batch_size=min(chunk, 256))[0], val_rows, val_rows.y())
+        score = accuracy_of(lambda rows: self.predict(rows, batch_size=min(chunk, SCORE_ROWS))[0], val_rows, val_rows.y())
 
         self.history, extra = train(
             net, self._optimizer(), len(train_rows), batch_loss, score=score, epochs=c["epochs"],
@@ -215,6 +216,7 @@ class Attributor:
             self._check(x)
             chunks = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
         self.model.eval()
+        heap.trim()  # a scoring pass after training steps would land on top of their fragmented heap (heap.py)
         out = []
         for part in chunks:
             with self._autocast():

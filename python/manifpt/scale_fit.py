@@ -20,7 +20,7 @@ import torch
 
 from . import metrics, viz
 from .artifact_store import ArtifactStore, Rows, chunk_rows
-from .attribute import Attributor
+from .attribute import SCORE_ROWS, Attributor
 from .data.folder import stratified_split
 from .distributed import rank_world
 from .io import atomic_write_json
@@ -62,7 +62,7 @@ def fit_store(folder: Path, out: Path, *, arch="small", epochs=30, seed=0, batch
               "history": att.history}
     if rank != 0:
         return result
-    chunk = min(256, chunk_rows(reader.row_bytes, memory_budget))  # activations of a forward grow with it too
+    chunk = min(SCORE_ROWS, chunk_rows(reader.row_bytes, memory_budget))
     test_y = rows["test"].y().numpy()
     pred, probs = att.predict(rows["test"], batch_size=chunk)
     acc = metrics.accuracy(pred.numpy(), test_y)
@@ -96,7 +96,7 @@ def evaluate_store(model: Path, folder: Path, out: Path, *, device="cpu", memory
         raise ValueError(f"--artifacts {folder} has models {store.models}, but the attributor was trained on {names}")
     reader = store.reader()
     rows = Rows(reader, store.labels, torch.nonzero(~store.identical).flatten())
-    pred, _ = att.predict(rows, batch_size=min(256, chunk_rows(reader.row_bytes, memory_budget)))
+    pred, _ = att.predict(rows, batch_size=min(SCORE_ROWS, chunk_rows(reader.row_bytes, memory_budget)))
     y = rows.y().numpy()
     cm = metrics.confusion_matrix(pred.numpy(), y, len(names))
     acc = metrics.accuracy(pred.numpy(), y)
