@@ -1,5 +1,11 @@
 """The M x N distance matrix is never materialised: peak RSS of a projection stays within
-inputs + outputs + a tile budget, measured in a fresh process."""
+inputs + outputs + a tile budget, measured in a fresh process; heap.trim gives a fragmented heap's holes back."""
+import json
+import subprocess
+import sys
+
+import pytest
+
 from manifpt.bench import peak_rss_of_projection
 
 
@@ -31,12 +37,6 @@ print(json.dumps({"trimmed": ok, "before": before, "after": rss()}))
 
 
 def test_heap_trim_returns_the_holes_of_a_fragmented_heap():
-    import json
-    import subprocess
-    import sys
-
-    import pytest
-
     r = subprocess.run([sys.executable, "-c", _FRAGMENTED_HEAP], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
