@@ -1,6 +1,8 @@
 """The M x N distance matrix is never materialised: peak RSS of a projection stays within
-inputs + outputs + a tile budget, measured in a fresh process; heap.trim gives a fragmented heap's holes back."""
+inputs + outputs + a tile budget, measured in a fresh process; heap.trim gives a fragmented heap's holes back;
+heap.fix_mmap_threshold keeps large blocks out of the heap."""
 import json
+import os
 import subprocess
 import sys
 
@@ -43,3 +45,39 @@ def test_heap_trim_returns_the_holes_of_a_fragmented_heap():
     if not out["trimmed"]:
         pytest.skip("this C library has no malloc_trim (not glibc)")
     assert out["before"] - out["after"] >= 0.8 * 1500 * 65536 / 2**20, out  # most of the 94 MiB of holes
+
+
+_RAISED_THRESHOLD = """
+import ctypes, json, os, sys
+from manifpt import heap
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+if not hasattr(libc, "mallinfo2"):
+    print(json.dumps({"skip": "no mallinfo2 (glibc < 2.33, or not glibc)"})); sys.exit()
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_size_t) for k in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc.mallinfo2.restype = MallInfo2
+fixed = sys.argv[1] == "fixed" and heap.fix_mmap_threshold(16 << 20)
+# A 24 MiB block, mmapped and freed: glibc's default then raises its threshold to 24 MiB, so the next
+# 20 MiB block comes from the heap (not counted in hblkhd); with the threshold fixed at 16 MiB it is mmapped.
+libc.free(libc.malloc(24 << 20))
+b = libc.malloc(20 << 20)
+print(json.dumps({"fixed": bool(fixed), "mmapped_mib": libc.mallinfo2().hblkhd / 2**20}))
+libc.free(b)
+"""
+
+
+@pytest.mark.parametrize("mode", ["default", "fixed"])
+def test_fixed_mmap_threshold_keeps_large_blocks_out_of_the_heap(mode):
+    r = subprocess.run([sys.executable, "-c", _RAISED_THRESHOLD, mode], capture_output=True, text=True, timeout=120,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    if "skip" in out:
+        pytest.skip(out["skip"])
+    if mode == "fixed":
+        assert out["fixed"], out
+        assert out["mmapped_mib"] >= 20, out  # the 20 MiB block has its own mapping
+    else:
+        assert out["mmapped_mib"] < 20, out  # glibc's raised threshold put it in the heap

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import metrics, viz
+from . import heap, metrics, viz
 from .artifact_store import ArtifactStore, Rows, chunk_rows
 from .attribute import SCORE_ROWS, Attributor
 from .data.folder import stratified_split
@@ -38,6 +38,7 @@ def fit_store(folder: Path, out: Path, *, arch="small", epochs=30, seed=0, batch
               device="cpu", progress=True, open_set_score="energy", keep=0.95, workers=0, memory_budget=None,
               precision="auto", in_ram=False, patience=5) -> dict:
     """`in_ram`: the artifacts loaded whole into a tensor first (the benchmark's reference for the disk path)."""
+    heap.fix_mmap_threshold()  # the budget holds only if the training steps do not fragment the heap (heap.py)
     store = ArtifactStore(folder)
     rank, world = rank_world()
     out = Path(out)

@@ -56,7 +56,7 @@ inline void micro_tail(int rows, const float* a, const float* bp, int64_t kc, fl
 // share of the lines of the slice the next pass reads, so that slice is in L1 when the pass starts
 // instead of coming line by line from L3 behind the first micro-panel's FMAs. On a Zen 3 (AVX2) this
 // took the driver alone from 77-80 to 84-87 GFLOP/s of a core's 94 (benchmarks/RESULTS.md); the
-// AVX-512 kernel keeps it off until it is measured on a CPU with AVX-512.
+// AVX-512 kernel keeps it off: on a Zen 4 it measured no gain that held over shapes (RESULTS.md).
 template <typename V, int MR, int NV, bool PrefetchNext>
 void cross_gemm_panels(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc_max,
                        const float* panels, int64_t nb, float* c, int64_t ldc) {
