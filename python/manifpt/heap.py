@@ -8,7 +8,8 @@ and each scoring pass, whose blocks do not fit the holes, lands on top of them. 
 the peak comes from"). `malloc_trim(0)` returns every free page of the heap (not only its top) with
 madvise, in milliseconds; the blocks in use do not move, so nothing is copied. A fixed, low mmap
 threshold does the same for the peak but costs a page fault per fresh block at every step (1.8x slower
-at 4 MiB); `fix_mmap_threshold` at 16 MiB keeps the blocks above it out of the heap at no measured cost.
+at 4 MiB); `fix_mmap_threshold` at 16 MiB keeps the blocks above it out of the heap, at a speed cost that
+two runs on a Zen 4 could not tell from the host's drift.
 """
 from __future__ import annotations
 
