@@ -51,9 +51,9 @@ if getattr(_C, "torch_version", torch.__version__) != torch.__version__:
 from . import _meta  # noqa: F401  (register_fake + register_autograd)
 from ._reference import project_reference
 from . import distributed
-from .ops import Projection, cpu_info, cpu_paths, cuda_available, project, project_freq, row_sqdist
+from .ops import Projection, cpu_direct_rows, cpu_info, cpu_paths, cuda_available, project, project_freq, row_sqdist
 from .freq import freq_embed
 from .stream import project_stream
 
-__all__ = ["Projection", "project", "project_freq", "project_stream", "project_reference", "row_sqdist", "cpu_info", "cpu_paths",
-           "cuda_available", "distributed", "freq_embed"]
+__all__ = ["Projection", "project", "project_freq", "project_stream", "project_reference", "row_sqdist", "cpu_info",
+           "cpu_direct_rows", "cpu_paths", "cuda_available", "distributed", "freq_embed"]

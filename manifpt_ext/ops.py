@@ -232,12 +232,21 @@ def cpu_info(m: int = 4096, n: int = 16384, d: int = 2048) -> dict[str, int | st
 
     Returns {"gemm": "avx512" | "avx2" | "blas" | "portable", "scan": "avx2" | "portable", "l1d", "l2",
     "l3": cache bytes (per core; L3 shared), "caches_from_os": 1 when the OS reported them (else the
-    defaults), "mr", "kc", "mc", "nc": the blocking, "threads"}. The path follows MANIFPT_CPU_ISA.
+    defaults), "mr", "kc", "mc", "nc": the blocking, "prefetch": 1 when the panel GEMMs prefetch
+    (MANIFPT_CPU_PREFETCH=0 turns it off), "threads"}. The path follows MANIFPT_CPU_ISA.
     """
     if min(m, n, d) < 1:
         raise ValueError(f"manifpt_ext.cpu_info: m, n and d must be >= 1, got {m}, {n}, {d}")
     pairs = (item.split("=", 1) for item in torch.ops.manifpt._cpu_info.default(m, n, d).split())
     return {k: (int(v) if v.isdigit() else v) for k, v in pairs}
+
+
+def cpu_direct_rows() -> int:
+    """Rows the CPU op has scanned directly since the process started: the float64 scan over all N reals
+    that a fake takes when more reals lie within the expansion's error bound of its nearest than its
+    candidate list holds (duplicated or nearly tied reals). Each such row costs O(N * D); the count
+    tells a slow call on degenerate data from a slow machine (the benchmarks print it)."""
+    return int(torch.ops.manifpt._cpu_direct_rows.default())
 
 
 def cpu_paths() -> tuple[str, ...]:

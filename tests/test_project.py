@@ -167,16 +167,61 @@ def test_multi_tile_paths(cpu_backend, m, tile_m, tile_n):
 
 
 @pytest.mark.parametrize("n", [17, 200])
-def test_candidate_overflow_falls_back_to_direct_scan(cpu_backend, n):
-    # All reals identical but for the last, closer one: every real lies within the error bound of the
-    # best, the candidate list (16) overflows and the row must be scanned directly.
+def test_full_candidate_list_falls_back_to_direct_scan_only_on_ties(cpu_backend, n):
+    # n - 1 identical reals and a last, closer one: every identical real lies within the error bound of
+    # the others, more than the candidate list (16) holds. For fakes nearest the last real, the dropped
+    # copies are provably farther: no direct scan. For fakes nearest the copies, a dropped copy ties the
+    # listed best (n = 200), so the row must be scanned directly for the lowest index; with n = 17 only
+    # the farther last real is dropped.
     reals = torch.full((n, 32), 3.0)
     reals[-1] += 1e-3
     fakes = torch.full((4, 32), 3.0 + 2e-3)
+    before = manifpt_ext.cpu_direct_rows()
     p = project(fakes, reals, tile_n=8)
     assert p.index.tolist() == [n - 1] * 4
+    assert manifpt_ext.cpu_direct_rows() == before
     fakes2 = torch.full((2, 32), 2.0)  # nearer the identical block: first of them wins the tie
     assert project(fakes2, reals, tile_n=8).index.tolist() == [0, 0]
+    assert manifpt_ext.cpu_direct_rows() - before == (0 if n == 17 else 2)
+
+
+def _scan_bound(fake: torch.Tensor, reals: torch.Tensor) -> float:
+    """The scan's error bound for one fake against one tile holding all reals, as the op computes it
+    (select.h: expansion_error_coeff for float32, on vectors centred on the reals' mean)."""
+    x, y = fake.double(), reals.double()
+    mu = y.mean(0)
+    n = (y.shape[1] + 8) * 2.0**-24
+    return float(1.01 * n / (1 - n) * ((x - mu).norm() + (y - mu).norm(dim=1).max()) ** 2)
+
+
+@pytest.mark.parametrize("tile_n", [8, 4096])
+def test_full_candidate_list_keeps_the_nearest_without_a_direct_scan(cpu_backend, tile_n):
+    # 26 reals inside the error window of the nearest, more than the list holds (16): 10 of them ("far",
+    # listed first) lie more than the bound b beyond the nearest, 15 ("near") within b / 2, the nearest
+    # last. The list must drop the far ones and still prove its answer exact, without a direct scan.
+    g = torch.Generator().manual_seed(5)
+    D = 1024
+
+    def at_sqdist(d):  # reals at squared distance d from the origin (the fakes), in random directions
+        u = torch.randn(len(d), D, generator=g, dtype=torch.float64)
+        return u / u.norm(dim=1, keepdim=True) * torch.as_tensor(d, dtype=torch.float64).sqrt()[:, None]
+
+    outer = at_sqdist(torch.full((400,), 4.0))  # the rest of the reals, well outside the window
+    b = _scan_bound(torch.zeros(D), outer)
+    far = at_sqdist(1.0 + b * torch.linspace(1.3, 1.8, 10))
+    near = at_sqdist(1.0 + b * torch.linspace(0.1, 0.4, 15))
+    reals = torch.cat([far, outer[:200], near, outer[200:], at_sqdist(torch.tensor([1.0]))]).float()
+    fakes = torch.zeros(64, D)  # 64 fakes in blocks of 8: one lane of state (candidates.cpp)
+    d = (reals.double() ** 2).sum(1)
+    gap = (d - d.min()) / _scan_bound(fakes[0], reals)
+    assert int(d.argmin()) == len(reals) - 1
+    assert ((gap[:10] > 1.1) & (gap[:10] < 1.9)).all() and (gap[210:225] < 0.5).all()  # the construction holds
+
+    before = manifpt_ext.cpu_direct_rows()
+    p = project(fakes, reals, tile_m=8, tile_n=tile_n)
+    assert_matches_reference(p, fakes, reals)
+    assert p.index.tolist() == [len(reals) - 1] * 64
+    assert manifpt_ext.cpu_direct_rows() == before
 
 
 def test_shared_large_offset_is_exact_where_faiss_is_not():
@@ -268,6 +313,9 @@ def test_cpu_info_reports_the_path_and_blocking(monkeypatch, path, gemm, mr):
     assert info["scan"] == ("portable" if path == "portable" else "avx2")
     if mr > 1:
         assert info["kc"] == 40 and info["mc"] % mr == 0
+    assert info["prefetch"] == 1
+    monkeypatch.setenv("MANIFPT_CPU_PREFETCH", "0")
+    assert manifpt_ext.cpu_info(1000, 5000, 100)["prefetch"] == 0
     with pytest.raises(ValueError, match="m, n and d must be >= 1"):
         manifpt_ext.cpu_info(0, 1, 1)
 

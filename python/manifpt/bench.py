@@ -264,7 +264,8 @@ def machine_lines(info: dict, sgemm: dict[str, float] | None = None) -> list[str
         f"ISA path: MANIFPT_CPU_ISA={info['cpu_path']} -> GEMM {info['op_gemm']}, scan {info['op_scan']}; caches "
         f"L1d {kib(info['op_l1d'])}, L2 {kib(info['op_l2'])}, L3 {kib(info['op_l3'])}"
         f"{'' if info['op_caches_from_os'] else ' (defaults: the OS reported none)'}; blocking at (4096, 16384, 2048): "
-        f"MR {info['op_mr']}, KC {info['op_kc']}, MC {info['op_mc']}, NC {info['op_nc']}",
+        f"MR {info['op_mr']}, KC {info['op_kc']}, MC {info['op_mc']}, NC {info['op_nc']}, "
+        f"prefetch {'on' if info['op_prefetch'] else 'off'}",
     ]
     if sgemm:
         lines.append("sgemm rate measured now: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in sgemm.items()))

@@ -134,6 +134,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_cpu(const at::Tensor& fak
   return {artifact, index, distance};
 }
 
+int64_t cpu_direct_rows() { return direct_rows(); }
+
 std::string cpu_info(int64_t M, int64_t N, int64_t D) {
   TORCH_CHECK(M >= 1 && N >= 1 && D >= 1, "manifpt._cpu_info: M, N and D must be >= 1, got ", M, ", ", N, ", ", D);
   const CpuPath path = cpu_path();
@@ -142,7 +144,7 @@ std::string cpu_info(int64_t M, int64_t N, int64_t D) {
   std::ostringstream s;
   s << "gemm=" << path.gemm_name() << " scan=" << (path.avx2_scan ? "avx2" : "portable") << " l1d=" << cs.l1d
     << " l2=" << cs.l2 << " l3=" << cs.l3 << " caches_from_os=" << int(cs.from_os) << " mr=" << b.mr << " kc=" << b.kc
-    << " mc=" << b.mc << " nc=" << b.nc << " threads=" << at::get_num_threads() << " kernels=";
+    << " mc=" << b.mc << " nc=" << b.nc << " prefetch=" << int(b.prefetch) << " threads=" << at::get_num_threads() << " kernels=";
   for (size_t i = 0; i < panel_gemms().size(); ++i) s << (i ? "," : "") << panel_gemms()[i]->name;
   return s.str();
 }

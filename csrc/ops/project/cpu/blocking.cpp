@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string_view>
 
 #include "ops/project/cpu/kernels.h"
 
@@ -49,7 +50,8 @@ int64_t kc_max(CpuPath path) {
 
 Blocking choose_blocking(int64_t M, int64_t N, int64_t D, int64_t tile_m, int64_t tile_n, int threads, CpuPath path,
                          bool float_panels) {
-  Blocking b{0, 0, std::max<int64_t>(D, 1), 1};
+  const char* pf = std::getenv("MANIFPT_CPU_PREFETCH");
+  Blocking b{0, 0, std::max<int64_t>(D, 1), 1, !(pf && std::string_view(pf) == "0")};
   const bool panels = float_panels && path.panels();
   if (panels) {
     const CacheSizes& cs = cache_sizes();

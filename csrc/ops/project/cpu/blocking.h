@@ -29,13 +29,15 @@ struct Blocking {
   int64_t nc;  // reals per tile
   int64_t kc;  // K-block of our GEMMs (ignored by BLAS / portable)
   int mr;      // rows of the fakes' micro-panels (panel paths), else 1
+  bool prefetch;  // the panel GEMMs' software prefetches (gemm_panels.h); MANIFPT_CPU_PREFETCH=0 turns them off
 };
 
 // The largest K-block of the panel paths (before D is split into equal blocks).
 int64_t kc_max(CpuPath path);
 
 // tile_m, tile_n > 0 force the tile sizes (tests, tuning); tile_m is rounded up to a multiple of mr on
-// the panel paths, whose blocks start at a micro-panel. MANIFPT_CPU_KC > 0 forces kc (measurements).
+// the panel paths, whose blocks start at a micro-panel. MANIFPT_CPU_KC > 0 forces kc and
+// MANIFPT_CPU_PREFETCH=0 turns the prefetches off (measurements; both are read on every call).
 Blocking choose_blocking(int64_t M, int64_t N, int64_t D, int64_t tile_m, int64_t tile_n, int threads, CpuPath path,
                          bool float_panels);
 

@@ -98,6 +98,7 @@ CandidateLists<T> find_candidates(const scalar_t* Y, int64_t M, int64_t N, int64
   out.state.resize(size_t(out.lanes) * M);
   for (auto& s : out.state) {
     s.upper = std::numeric_limits<T>::infinity();
+    s.evicted = std::numeric_limits<T>::infinity();
     s.count = 0;
   }
   if (out.direct_only) return out;
@@ -128,7 +129,7 @@ CandidateLists<T> find_candidates(const scalar_t* Y, int64_t M, int64_t N, int64
       const int64_t mb = std::min(blk.mc, r1 - i0);
       if constexpr (is_float) {
         if (panels)
-          path.panel->run(fakes.x, M, i0, mb, D, blk.kc, tb.y.data(), nb, cbuf, ldc);
+          path.panel->run(fakes.x, M, i0, mb, D, blk.kc, tb.y.data(), nb, cbuf, ldc, blk.prefetch);
         else
           cross_gemm_rowmajor(fakes.x + i0 * D, mb, tb.y.data(), nb, D, cbuf, path.gemm != Gemm::Portable);
       } else {

@@ -1,6 +1,6 @@
 // AVX2/FMA cross term of the CPU kernel (driver in gemm_panels.h): 6 fakes x 16 reals = 12 ymm
 // accumulators + 2 panel registers + 1 broadcast (15 of the 16 ymm: 3 x 32 would spill), one pass per
-// 16-wide sub-panel (two per 32-wide panel), with the next pass's slice prefetched (gemm_panels.h).
+// 16-wide sub-panel (two per 32-wide panel).
 // For CPUs without AVX-512. This file alone is compiled with -mavx2 -mfma (CMakeLists.txt); its
 // kernel registers itself (kernels.h) and runs only once isa.cpp has seen the CPU report avx2 and fma.
 #include <immintrin.h>
@@ -22,8 +22,8 @@ struct Avx2 {
 };
 
 void run(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb,
-         float* c, int64_t ldc) {
-  cross_gemm_panels<Avx2, 6, 2, true>(fakes, M, i0, mb, D, kc, panels, nb, c, ldc);
+         float* c, int64_t ldc, bool prefetch) {
+  cross_gemm_panels<Avx2, 6, 2>(fakes, M, i0, mb, D, kc, panels, nb, c, ldc, prefetch);
 }
 
 constexpr PanelGemm kKernel{"avx2", 10, 6, 16, "avx2,fma", run};

@@ -22,8 +22,8 @@ struct Avx512 {
 };
 
 void run(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc, const float* panels, int64_t nb,
-         float* c, int64_t ldc) {
-  cross_gemm_panels<Avx512, 8, 2, false>(fakes, M, i0, mb, D, kc, panels, nb, c, ldc);
+         float* c, int64_t ldc, bool prefetch) {
+  cross_gemm_panels<Avx512, 8, 2>(fakes, M, i0, mb, D, kc, panels, nb, c, ldc, prefetch);
 }
 
 constexpr PanelGemm kKernel{"avx512", 20, 8, 32, "avx512f,avx2,fma", run};

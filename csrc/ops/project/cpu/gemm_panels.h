@@ -52,14 +52,19 @@ inline void micro_tail(int rows, const float* a, const float* bp, int64_t kc, fl
   ((rows == R + 1 ? micro_kernel<V, R + 1, NV>(a, bp, kc, c, ldc, acc) : void()), ...);
 }
 
-// PrefetchNext: while the micro-panels of fakes run against one slice of reals, each first asks for its
-// share of the lines of the slice the next pass reads, so that slice is in L1 when the pass starts
-// instead of coming line by line from L3 behind the first micro-panel's FMAs. On a Zen 3 (AVX2) this
-// took the driver alone from 77-80 to 84-87 GFLOP/s of a core's 94 (benchmarks/RESULTS.md); the
-// AVX-512 kernel keeps it off: on a Zen 4 it measured no gain that held over shapes (RESULTS.md).
-template <typename V, int MR, int NV, bool PrefetchNext>
+// prefetch (Blocking::prefetch, MANIFPT_CPU_PREFETCH): two software prefetches the hardware does not do.
+//   The next slice of reals: while the micro-panels of fakes run against one slice, each first asks for
+//   its share of the lines of the slice the next pass reads, so that slice is in L1 when the pass starts
+//   instead of coming line by line from L3 behind the first micro-panel's FMAs.
+//   The next micro-tile of C: its MR rows sit ldc floats apart, a stride no prefetcher follows, and the
+//   C block (mc x nc floats, up to half of L2) shares L2 with the slices of reals streaming through it,
+//   so the rows often come from L3 while the next micro-kernel starts by loading them.
+// Measured (benchmarks/RESULTS.md): on a Zen 3 (AVX2) the first took the driver from 77-80 to 84-87
+// GFLOP/s of a core's 94; on a Zen 4 (AVX-512) it alone gained nothing that held; on an Intel Xeon both
+// together gained 8-10% at D >= 2048 with AVX-512 and 1-3% with AVX2, nothing lost at D <= 128.
+template <typename V, int MR, int NV>
 void cross_gemm_panels(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc_max,
-                       const float* panels, int64_t nb, float* c, int64_t ldc) {
+                       const float* panels, int64_t nb, float* c, int64_t ldc, bool prefetch) {
   constexpr int64_t cols = int64_t(NV) * V::W, kLine = 64 / sizeof(float);
   static_assert(kPanel % cols == 0, "the register block must tile a panel");
   const int64_t nsub = (nb + kPanel - 1) / kPanel * (kPanel / cols);
@@ -74,8 +79,13 @@ void cross_gemm_panels(const float* fakes, int64_t M, int64_t i0, int64_t mb, in
       const float* next = q + 1 < nsub ? bp + D * cols : k0 + kc < D ? panels + (k0 + kc) * cols : nullptr;
       float* cp = c + q * cols;
       for (int64_t i = 0, g = 0; i < mb; i += MR, ++g) {
-        if (PrefetchNext && next)
-          for (int64_t l = g * share; l < std::min(lines, (g + 1) * share); ++l) __builtin_prefetch(next + l * kLine);
+        if (prefetch) {
+          if (next)
+            for (int64_t l = g * share; l < std::min(lines, (g + 1) * share); ++l) __builtin_prefetch(next + l * kLine);
+          if (i + MR < mb)
+            for (int r = 0; r < MR; ++r)
+              for (int64_t l = 0; l < cols; l += kLine) __builtin_prefetch(cp + (i + MR + r) * ldc + l, 1, 3);
+        }
         if (i + MR <= mb) {
           micro_kernel<V, MR, NV>(ap + i * kc, bp, kc, cp + i * ldc, ldc, k0 > 0);
         } else {

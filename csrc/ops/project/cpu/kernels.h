@@ -19,7 +19,7 @@ namespace manifpt::detail {
 // last micro-panel of all fakes). A K-block of a block of fakes is contiguous, and so is a K-slice of
 // a sub-panel of reals.
 // run: c[i * ldc + j] = x_{i0 + i} . y_j for i < mb, j < round_up(nb, kPanel); kc: the K-block the fakes
-// were packed with (blocking.h).
+// were packed with (blocking.h); prefetch: the software prefetches of gemm_panels.h.
 constexpr int64_t kPanel = 32;
 struct PanelGemm {
   const char* name;  // its MANIFPT_CPU_ISA value
@@ -27,7 +27,7 @@ struct PanelGemm {
   int mr, cols;      // register block: fakes per micro-panel, reals per register pass (blocking.cpp)
   const char* needs;  // CPU features it needs, as cpu_supports (isa.cpp) reads them: "avx512f,avx2,fma"
   void (*run)(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc, const float* panels,
-              int64_t nb, float* c, int64_t ldc);
+              int64_t nb, float* c, int64_t ldc, bool prefetch);
 };
 // A gemm_<isa>.cpp adds its kernel as the module loads:
 //   static const bool registered = register_panel_gemm(&kKernel);   (kKernel: a constexpr PanelGemm)
