@@ -244,8 +244,8 @@ def cpu_info(m: int = 4096, n: int = 16384, d: int = 2048) -> dict[str, int | st
 def cpu_direct_rows() -> int:
     """Rows the CPU op has scanned directly since the process started: the float64 scan over all N reals
     that a fake takes when more reals lie within the expansion's error bound of its nearest than its
-    candidate list holds (duplicated or nearly tied reals). Each such row costs O(N * D); the count
-    tells a slow call on degenerate data from a slow machine (the benchmarks print it)."""
+    candidate list holds and the list cannot prove its best (duplicated or tied reals). Each such row
+    costs O(N * D): the count tells a call slowed by degenerate data from a slow machine."""
     return int(torch.ops.manifpt._cpu_direct_rows.default())
 
 

@@ -211,7 +211,7 @@ def test_full_candidate_list_keeps_the_nearest_without_a_direct_scan(cpu_backend
     far = at_sqdist(1.0 + b * torch.linspace(1.3, 1.8, 10))
     near = at_sqdist(1.0 + b * torch.linspace(0.1, 0.4, 15))
     reals = torch.cat([far, outer[:200], near, outer[200:], at_sqdist(torch.tensor([1.0]))]).float()
-    fakes = torch.zeros(64, D)  # 64 fakes in blocks of 8: one lane of state (candidates.cpp)
+    fakes = torch.zeros(64, D)  # 8 blocks of 8 fakes: one lane of state on up to 8 threads (candidates.cpp)
     d = (reals.double() ** 2).sum(1)
     gap = (d - d.min()) / _scan_bound(fakes[0], reals)
     assert int(d.argmin()) == len(reals) - 1

@@ -8,8 +8,9 @@
 // vectors share a large offset (pixels of similar images). Its error is at most
 // g * (|x| + |y|)^2 (select.h); with U = min_j (d~_j + bound_j), every real with d~_j - bound_j <= U
 // may be the true argmin and is kept, every other real provably is not. Centring on the reals' mean
-// shrinks |x| and |y|, and so the bound, by orders of magnitude on image data. A row whose candidate
-// list overflows (many reals within the bound: duplicates, degenerate data) is scanned directly.
+// shrinks |x| and |y|, and so the bound, by orders of magnitude on image data. A full candidate list
+// drops its worst real and remembers its bound (row_state.h); a row whose dropped reals may tie its best
+// (duplicates, degenerate data) is scanned directly by the re-rank.
 //
 // Two parallel strategies. Enough fake blocks for every thread: tiles of reals in sequence, each
 // packed once (in parallel) and shared, an equal share of the fakes per thread (one lane of state). Few fakes:
