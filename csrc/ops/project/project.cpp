@@ -134,8 +134,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_cpu(const at::Tensor& fak
   return {artifact, index, distance};
 }
 
-int64_t cpu_direct_rows() { return direct_rows(); }
-
 std::string cpu_info(int64_t M, int64_t N, int64_t D) {
   TORCH_CHECK(M >= 1 && N >= 1 && D >= 1, "manifpt._cpu_info: M, N and D must be >= 1, got ", M, ", ", N, ", ", D);
   const CpuPath path = cpu_path();

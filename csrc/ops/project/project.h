@@ -27,7 +27,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_cpu(const at::Tensor& fak
 // "key=value ..." of the CPU path, cache sizes and blocking for an (M, N, D) float32 call (schema.cpp).
 std::string cpu_info(int64_t M, int64_t N, int64_t D);
 
-// Rows the CPU op has scanned directly (float64 over all reals: the slow path) since the process started.
+// Rows the CPU op has scanned directly (float64 over all reals: the slow path) since the process started;
+// the counter lives in cpu/rerank.cpp, where the scan is.
 int64_t cpu_direct_rows();
 
 }  // namespace manifpt

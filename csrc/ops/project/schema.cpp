@@ -10,8 +10,8 @@ TORCH_LIBRARY(manifpt, m) {
   // What the CPU kernel would run for an (M, N, D) float32 call on this machine: the ISA path taken,
   // the cache sizes read at run time and the blocking derived from them (benchmarks print it).
   m.def("_cpu_info(int M, int N, int D) -> str", &manifpt::cpu_info);
-  // Rows the CPU op has scanned directly since the process started (tests, benchmarks): the slow path
-  // of rows with too many reals inside the error bound (duplicates, near-ties).
+  // Rows the CPU op has scanned directly since the process started (tests; manifpt_ext.cpu_direct_rows):
+  // the slow path of rows whose full candidate list cannot prove its best (duplicates, ties).
   m.def("_cpu_direct_rows() -> int", &manifpt::cpu_direct_rows);
 }
 

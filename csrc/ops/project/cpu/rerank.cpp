@@ -17,15 +17,18 @@
 
 #include "ops/project/cpu/stages.h"
 #include "ops/project/direct_sqdist.h"
+#include "ops/project/project.h"
 #include "ops/project/select.h"
 
-namespace manifpt::detail {
-
+namespace manifpt {
 namespace {
-std::atomic<int64_t> g_direct_rows{0};
+std::atomic<int64_t> g_direct_rows{0};  // rows scanned directly, for cpu_direct_rows (project.h)
 }  // namespace
 
-int64_t direct_rows() { return g_direct_rows.load(std::memory_order_relaxed); }
+int64_t cpu_direct_rows() { return g_direct_rows.load(std::memory_order_relaxed); }
+}  // namespace manifpt
+
+namespace manifpt::detail {
 
 template <typename scalar_t, typename T>
 void rerank_and_artifact(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t N, int64_t D,

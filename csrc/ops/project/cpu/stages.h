@@ -37,9 +37,6 @@ template <typename scalar_t, typename T>
 void rerank_and_artifact(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t N, int64_t D,
                          const CandidateLists<T>& cands, scalar_t* A, int64_t* I, float* dist);
 
-// Rows the re-rank scanned directly (float64 over all N reals) since the process started (schema.cpp).
-int64_t direct_rows();
-
 // Explicit instantiations (candidates.cpp, rerank.cpp): the working type T is float for float32,
 // float16 and bfloat16 inputs and double for float64.
 #define MANIFPT_FOR_EACH_CPU_TYPE(X) \
