@@ -224,6 +224,44 @@ def test_full_candidate_list_keeps_the_nearest_without_a_direct_scan(cpu_backend
     assert manifpt_ext.cpu_direct_rows() == before
 
 
+def _pack_reference(rows: torch.Tensor, mu: torch.Tensor, width: int):
+    """What the k-major packing must give (cpu/pack.h): rows centred in float32, transposed, zero padding,
+    |row| in float64 of the centred values (of the float64 difference where the float32 one overflows)."""
+    v = rows - mu
+    packed = torch.zeros(rows.shape[1], width)
+    packed[:, : len(rows)] = v.T
+    exact = torch.where(v.isfinite(), v.double(), rows.double() - mu.double())
+    return packed, (exact**2).sum(1).sqrt()
+
+
+# (rows, width, D): full 8-row groups and partial ones, padding, D past a multiple of 8 and of the
+# 128-column chunk, a single column, and no rows at all.
+@pytest.mark.parametrize("n,width,d", [(32, 32, 300), (29, 32, 131), (8, 8, 391), (6, 6, 77), (3, 16, 1), (0, 16, 9)])
+def test_cpu_packing_avx2_matches_scalar_bit_for_bit_and_the_reference(n, width, d):
+    g = torch.Generator().manual_seed(n * 1000 + d)
+    rows = torch.randn(n, d, generator=g) * 3 + 5
+    mu = torch.randn(d, generator=g) + 5
+    if n > 2:
+        rows[2, 0], mu[0] = 3e38, -1e38  # centring overflows float32: that 8 x 8 block takes the scalar code
+    scalar = torch.ops.manifpt._cpu_pack_kmajor(rows, mu, width, False)
+    packed, norm = _pack_reference(rows, mu, width)
+    assert torch.equal(scalar[0], packed)
+    torch.testing.assert_close(scalar[2], norm, rtol=1e-12, atol=0)
+    torch.testing.assert_close(scalar[1], (norm**2).float(), rtol=2**-23, atol=0)
+    if manifpt_ext.cpu_info()["scan"] != "avx2":
+        pytest.skip("this CPU has no AVX2: only the scalar packing runs here")
+    vector = torch.ops.manifpt._cpu_pack_kmajor(rows, mu, width, True)
+    for a, b in zip(vector, scalar):
+        assert torch.equal(a, b)  # the same lanes in the same order: identical, not merely close
+
+
+def test_cpu_packing_rejects_bad_arguments():
+    with pytest.raises(RuntimeError, match="width must be in"):
+        torch.ops.manifpt._cpu_pack_kmajor(torch.ones(4, 8), torch.ones(8), 33, False)
+    with pytest.raises(RuntimeError, match="mu must be a float32 CPU tensor of 8 values"):
+        torch.ops.manifpt._cpu_pack_kmajor(torch.ones(4, 8), torch.ones(7), 8, False)
+
+
 def test_shared_large_offset_is_exact_where_faiss_is_not():
     # At a size where FAISS IndexFlatL2 (a float32 GEMM expansion) gets most rows wrong (the default path;
     # test_shared_large_offset holds every backend to the same case at a smaller size).

@@ -94,7 +94,7 @@ void project_cpu_kernel(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t
       const int64_t groups = (M + blk.mr - 1) / blk.mr;
       at::parallel_for(0, groups, std::max<int64_t>(1, 65536 / (D * blk.mr)), [&](int64_t b, int64_t e) {
         if (!pack_fakes_micro(X, M, b * blk.mr, std::min(M, e * blk.mr), D, blk.mr, blk.kc, mu.data(), xc, xn.data(),
-                              xnorm.data()))
+                              xnorm.data(), path.avx2_scan))
           fakes_finite = false;
       });
     }
@@ -132,6 +132,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_cpu(const at::Tensor& fak
                                     distance.mutable_data_ptr<float>());
   });
   return {artifact, index, distance};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cpu_pack_kmajor(const at::Tensor& rows, const at::Tensor& mu, int64_t width,
+                                                               bool avx2) {
+  TORCH_CHECK(rows.dim() == 2 && rows.scalar_type() == at::kFloat && rows.device().is_cpu(),
+              "manifpt._cpu_pack_kmajor: rows must be a 2-D float32 CPU tensor, got ", rows.sizes(), " ", rows.scalar_type());
+  const int64_t n = rows.size(0), D = rows.size(1);
+  TORCH_CHECK(D >= 1, "manifpt._cpu_pack_kmajor: rows must have at least one column");
+  TORCH_CHECK(mu.dim() == 1 && mu.size(0) == D && mu.scalar_type() == at::kFloat && mu.device().is_cpu(),
+              "manifpt._cpu_pack_kmajor: mu must be a float32 CPU tensor of ", D, " values, got ", mu.sizes());
+  TORCH_CHECK(width >= std::max<int64_t>(n, 1) && width <= detail::kPanel,
+              "manifpt._cpu_pack_kmajor: width must be in [max(rows, 1), ", detail::kPanel, "], got ", width);
+  TORCH_CHECK(!avx2 || cpu_has_avx2_fma(), "manifpt._cpu_pack_kmajor: avx2=True on a CPU without AVX2/FMA");
+  const at::Tensor r = rows.contiguous(), m = mu.contiguous();
+  at::Tensor packed = at::empty({D, width}, rows.options());
+  at::Tensor sqnorm = at::empty({n}, rows.options()), norm = at::empty({n}, rows.options().dtype(at::kDouble));
+  pack_kmajor(r.const_data_ptr<float>(), n, width, D, m.const_data_ptr<float>(), packed.mutable_data_ptr<float>(),
+              sqnorm.mutable_data_ptr<float>(), norm.mutable_data_ptr<double>(), avx2);
+  return {packed, sqnorm, norm};
 }
 
 std::string cpu_info(int64_t M, int64_t N, int64_t D) {

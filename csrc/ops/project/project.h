@@ -31,4 +31,10 @@ std::string cpu_info(int64_t M, int64_t N, int64_t D);
 // the counter lives in cpu/rerank.cpp, where the scan is.
 int64_t cpu_direct_rows();
 
+// The k-major packing of up to 32 float rows (cpu/pack.h: packed[k][r] = rows[r][k] - mu[k], rows from
+// n to width zero), with |row|^2 in float and |row| in float64, by the AVX2 code or the scalar one (tests:
+// the two agree bit for bit, and with a reference).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cpu_pack_kmajor(const at::Tensor& rows, const at::Tensor& mu, int64_t width,
+                                                               bool avx2);
+
 }  // namespace manifpt

@@ -13,6 +13,9 @@ TORCH_LIBRARY(manifpt, m) {
   // Rows the CPU op has scanned directly since the process started (tests; manifpt_ext.cpu_direct_rows):
   // the slow path of rows whose full candidate list cannot prove its best (duplicates, ties).
   m.def("_cpu_direct_rows() -> int", &manifpt::cpu_direct_rows);
+  // The CPU packing of float rows into the panel GEMMs' k-major layout, AVX2 or scalar (tests).
+  m.def("_cpu_pack_kmajor(Tensor rows, Tensor mu, int width, bool avx2) -> (Tensor packed, Tensor sqnorm, Tensor norm)",
+        &manifpt::cpu_pack_kmajor);
 }
 
 TORCH_LIBRARY_IMPL(manifpt, CPU, m) { m.impl("project", &manifpt::project_cpu); }

@@ -115,7 +115,8 @@ CandidateLists<T> find_candidates(const scalar_t* Y, int64_t M, int64_t N, int64
   auto pack = [&](RealsTile<T>& tb, int64_t j0, int64_t nb, int64_t p0, int64_t p1) {
     if constexpr (is_float) {
       if (panels) {
-        pack_reals_panels(Y, j0, nb, p0, p1, D, path.panel->cols, mu, tb.y.data(), tb.yn.data(), tb.ynorm.data());
+        pack_reals_panels(Y, j0, nb, p0, p1, D, path.panel->cols, mu, tb.y.data(), tb.yn.data(), tb.ynorm.data(),
+                          path.avx2_scan);
         return;
       }
     }

@@ -10,8 +10,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "ops/project/cpu/kernels.h"
@@ -39,23 +41,46 @@ struct AlignedAlloc {
 template <typename T>
 using AlignedVector = std::vector<T, AlignedAlloc<T>>;
 
-// Centre `rows` rows of src on mu into dst (row-major, working type), with |row|^2 rounded to T and
-// |row|. Returns false when a row's sum of squares is not finite.
+// The sums of squares: kLanes partial sums per row, element k into lane k % kLanes, added in ascending k
+// within a lane and combined in a fixed tree (lane_total). Why lanes: they are the vector lanes of the AVX2
+// packing of the reals (pack_avx2.cpp), and the scalar code here sums the same way, so every path, layout
+// and chunking gives the same norms.
+constexpr int kLanes = 8;
+inline double lane_total(const double* l) { return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])); }
+
+// One element: centred in float (the value stored) and its square in double. Values near the float32
+// maximum can overflow the centring in float; their square is still finite in double, and the row's norm
+// then sends it to the direct float64 scan (the row's bound is +inf).
+template <typename scalar_t>
+inline float centre_one(scalar_t s, float m, double& sq) {
+  const float v = float(s) - m;
+  const double dv = std::isfinite(v) ? double(v) : double(s) - double(m);
+  sq = dv * dv;
+  return v;
+}
+
+// Centres columns [k0, k1) of one row s into d[(k - k0) * stride], adding the squares to lanes[k % kLanes].
 template <typename scalar_t, typename T>
-bool pack_centred(const scalar_t* src, int64_t rows, int64_t D, const T* mu, T* dst, T* sqnorm, double* norm) {
+inline void centre_row(const scalar_t* s, const T* mu, int64_t k0, int64_t k1, T* d, int64_t stride, double* lanes) {
+  for (int64_t k = k0; k < k1; ++k) {
+    double sq;
+    if constexpr (std::is_same_v<T, float>) {
+      d[(k - k0) * stride] = centre_one(s[k], mu[k], sq);
+    } else {  // float64 working type: centred in double
+      const double v = double(s[k]) - double(mu[k]);
+      d[(k - k0) * stride] = v;
+      sq = v * v;
+    }
+    lanes[k % kLanes] += sq;
+  }
+}
+
+// |row|^2 (rounded to T) and |row| from each row's lanes; false when one is not finite.
+template <typename T>
+bool finish_norms(const double* lanes, int64_t rows, T* sqnorm, double* norm) {
   bool finite = true;
   for (int64_t r = 0; r < rows; ++r) {
-    const scalar_t* s = src + r * D;
-    T* d = dst + r * D;
-    double acc = 0;
-    for (int64_t k = 0; k < D; ++k) {
-      const T v = T(s[k]) - mu[k];
-      d[k] = v;
-      // Values near the float32 maximum can overflow the centring in float; their square is still finite
-      // in double. The row's norm then sends it to the direct float64 scan (the row's bound is +inf).
-      const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);
-      acc += dv * dv;
-    }
+    const double acc = lane_total(lanes + r * kLanes);
     finite = finite && std::isfinite(acc);
     sqnorm[r] = T(acc);
     norm[r] = std::sqrt(acc);
@@ -63,39 +88,43 @@ bool pack_centred(const scalar_t* src, int64_t rows, int64_t D, const T* mu, T* 
   return finite;
 }
 
+// Centre `rows` rows of src on mu into dst (row-major, working type), with |row|^2 rounded to T and
+// |row|. Returns false when a row's sum of squares is not finite.
+template <typename scalar_t, typename T>
+bool pack_centred(const scalar_t* src, int64_t rows, int64_t D, const T* mu, T* dst, T* sqnorm, double* norm) {
+  bool finite = true;
+  for (int64_t r = 0; r < rows; ++r) {
+    double lanes[kLanes] = {};
+    centre_row(src + r * D, mu, 0, D, dst + r * D, 1, lanes);
+    finite = finish_norms(lanes, 1, sqnorm + r, norm + r) && finite;
+  }
+  return finite;
+}
+
 // Centres columns [k0, k1) of `rows` rows of src (row-major, D wide) into dst k-major,
-// dst[(k - k0) * width + r], rows r in [rows, width) zero (padding), adding each row's squares to acc[r]
-// in ascending k, as pack_centred does, so every layout gives the same norms.
+// dst[(k - k0) * width + r], rows r in [rows, width) zero (padding), adding row r's squares to its lanes
+// lanes[r * kLanes ...].
 template <typename scalar_t>
 void centre_kmajor_block(const scalar_t* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
-                         const float* mu, float* dst, double* acc) {
+                         const float* mu, float* dst, double* lanes) {
   for (int64_t r = 0; r < width; ++r) {
     float* d = dst + r;
     if (r >= rows) {
       for (int64_t k = k0; k < k1; ++k) d[(k - k0) * width] = 0.f;
       continue;
     }
-    const scalar_t* s = src + r * D;
-    double a = acc[r];
-    for (int64_t k = k0; k < k1; ++k) {
-      const float v = float(s[k]) - mu[k];
-      d[(k - k0) * width] = v;
-      const double dv = std::isfinite(v) ? double(v) : double(s[k]) - double(mu[k]);  // as pack_centred
-      a += dv * dv;
-    }
-    acc[r] = a;
+    centre_row(src + r * D, mu, k0, k1, d, width, lanes + r * kLanes);
   }
 }
 
-// |row|^2 (rounded to float) and |row| from the sums of squares; false when one is not finite.
-inline bool finish_norms(const double* acc, int64_t rows, float* sqnorm, double* norm) {
-  bool finite = true;
-  for (int64_t r = 0; r < rows; ++r) {
-    finite = finite && std::isfinite(acc[r]);
-    sqnorm[r] = float(acc[r]);
-    norm[r] = std::sqrt(acc[r]);
+// centre_kmajor_block, with the AVX2 code (pack_avx2.cpp) for float rows when avx2 (the CPU has it).
+template <typename scalar_t>
+void centre_kmajor_chunk(const scalar_t* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
+                         const float* mu, float* dst, double* lanes, bool avx2) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (avx2) return centre_kmajor_block_f32_avx2(src, rows, width, D, k0, k1, mu, dst, lanes);
   }
-  return finite;
+  centre_kmajor_block(src, rows, width, D, k0, k1, mu, dst, lanes);
 }
 
 // Centre `rows` rows of src (row-major, D wide) into dst k-major: dst[k * width + r], rows r in
@@ -104,12 +133,12 @@ inline bool finish_norms(const double* acc, int64_t rows, float* sqnorm, double*
 // finite.
 template <typename scalar_t>
 bool pack_kmajor(const scalar_t* src, int64_t rows, int64_t width, int64_t D, const float* mu, float* dst, float* sqnorm,
-                 double* norm) {
+                 double* norm, bool avx2) {
   constexpr int64_t kChunk = 128;
-  double acc[kPanel] = {};  // width <= kPanel
+  double lanes[kPanel * kLanes] = {};  // width <= kPanel
   for (int64_t k0 = 0; k0 < D; k0 += kChunk)
-    centre_kmajor_block(src, rows, width, D, k0, std::min(D, k0 + kChunk), mu, dst + k0 * width, acc);
-  return finish_norms(acc, rows, sqnorm, norm);
+    centre_kmajor_chunk(src, rows, width, D, k0, std::min(D, k0 + kChunk), mu, dst + k0 * width, lanes, avx2);
+  return finish_norms(lanes, rows, sqnorm, norm);
 }
 
 // Fakes [r0, r1) of M, r0 a multiple of mr, into micro-panels of K-blocks (kernels.h): the K-block
@@ -121,16 +150,16 @@ bool pack_kmajor(const scalar_t* src, int64_t rows, int64_t width, int64_t D, co
 // evicted them. |row|^2 sums over k in ascending order, as pack_centred does.
 template <typename scalar_t>
 bool pack_fakes_micro(const scalar_t* X, int64_t M, int64_t r0, int64_t r1, int64_t D, int mr, int64_t kc,
-                      const float* mu, float* dst, float* sqnorm, double* norm) {
+                      const float* mu, float* dst, float* sqnorm, double* norm, bool avx2) {
   bool finite = true;
-  std::vector<double> acc(static_cast<size_t>(mr));
+  std::vector<double> lanes(static_cast<size_t>(mr) * kLanes);
   for (int64_t g0 = r0; g0 < r1; g0 += mr) {
     const int64_t rows = std::min<int64_t>(mr, M - g0);
-    std::fill(acc.begin(), acc.end(), 0.0);
+    std::fill(lanes.begin(), lanes.end(), 0.0);
     for (int64_t k0 = 0; k0 < D; k0 += kc)  // the slab [k - k0][r] (kw x rows floats) stays in L1 while rows stream
-      centre_kmajor_block(X + g0 * D, rows, rows, D, k0, std::min(D, k0 + kc), mu,
-                          dst + k0 * M + g0 * std::min(kc, D - k0), acc.data());
-    finite = finish_norms(acc.data(), rows, sqnorm + g0, norm + g0) && finite;
+      centre_kmajor_chunk(X + g0 * D, rows, rows, D, k0, std::min(D, k0 + kc), mu,
+                          dst + k0 * M + g0 * std::min(kc, D - k0), lanes.data(), avx2);
+    finite = finish_norms(lanes.data(), rows, sqnorm + g0, norm + g0) && finite;
   }
   return finite;
 }
@@ -140,10 +169,10 @@ bool pack_fakes_micro(const scalar_t* X, int64_t M, int64_t r0, int64_t r1, int6
 // cache lines).
 template <typename scalar_t>
 void pack_reals_panels(const scalar_t* Y, int64_t j0, int64_t nb, int64_t p0, int64_t p1, int64_t D, int64_t cols,
-                       const float* mu, float* panels, float* sqnorm, double* norm) {
+                       const float* mu, float* panels, float* sqnorm, double* norm, bool avx2) {
   for (int64_t q = p0 * (kPanel / cols); q < p1 * (kPanel / cols); ++q) {
     const int64_t r0 = q * cols, rows = std::clamp<int64_t>(nb - r0, 0, cols);
-    pack_kmajor(Y + (j0 + std::min(r0, nb)) * D, rows, cols, D, mu, panels + q * D * cols, sqnorm + r0, norm + r0);
+    pack_kmajor(Y + (j0 + std::min(r0, nb)) * D, rows, cols, D, mu, panels + q * D * cols, sqnorm + r0, norm + r0, avx2);
   }
 }
 
