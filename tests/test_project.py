@@ -234,9 +234,11 @@ def _pack_reference(rows: torch.Tensor, mu: torch.Tensor, width: int):
     return packed, (exact**2).sum(1).sqrt()
 
 
-# (rows, width, D): full 8-row groups and partial ones, padding, D past a multiple of 8 and of the
-# 128-column chunk, a single column, and no rows at all.
-@pytest.mark.parametrize("n,width,d", [(32, 32, 300), (29, 32, 131), (8, 8, 391), (6, 6, 77), (3, 16, 1), (0, 16, 9)])
+# (rows, width, D): full 8-row groups and partial ones, padding, micro-panels of 8, 6, 5 and 3 rows, D
+# past a multiple of 8 and of the 128-column chunk, a single column, and no rows at all.
+@pytest.mark.parametrize(
+    "n,width,d", [(32, 32, 300), (29, 32, 131), (16, 16, 40), (8, 8, 391), (6, 6, 77), (5, 5, 64), (3, 3, 24), (3, 16, 1), (0, 16, 9)]
+)
 def test_cpu_packing_avx2_matches_scalar_bit_for_bit_and_the_reference(n, width, d):
     g = torch.Generator().manual_seed(n * 1000 + d)
     rows = torch.randn(n, d, generator=g) * 3 + 5
