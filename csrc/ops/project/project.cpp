@@ -94,7 +94,7 @@ void project_cpu_kernel(const scalar_t* X, const scalar_t* Y, int64_t M, int64_t
       const int64_t groups = (M + blk.mr - 1) / blk.mr;
       at::parallel_for(0, groups, std::max<int64_t>(1, 65536 / (D * blk.mr)), [&](int64_t b, int64_t e) {
         if (!pack_fakes_micro(X, M, b * blk.mr, std::min(M, e * blk.mr), D, blk.mr, blk.kc, mu.data(), xc, xn.data(),
-                              xnorm.data(), path.avx2_scan))
+                              xnorm.data(), path.avx2))
           fakes_finite = false;
       });
     }
@@ -159,7 +159,7 @@ std::string cpu_info(int64_t M, int64_t N, int64_t D) {
   const CacheSizes& cs = cache_sizes();
   const Blocking b = choose_blocking(M, N, D, 0, 0, std::max(1, at::get_num_threads()), path, true);
   std::ostringstream s;
-  s << "gemm=" << path.gemm_name() << " scan=" << (path.avx2_scan ? "avx2" : "portable") << " l1d=" << cs.l1d
+  s << "gemm=" << path.gemm_name() << " scan=" << (path.avx2 ? "avx2" : "portable") << " l1d=" << cs.l1d
     << " l2=" << cs.l2 << " l3=" << cs.l3 << " caches_from_os=" << int(cs.from_os) << " mr=" << b.mr << " kc=" << b.kc
     << " mc=" << b.mc << " nc=" << b.nc << " prefetch=" << int(b.prefetch) << " threads=" << at::get_num_threads() << " kernels=";
   for (size_t i = 0; i < panel_gemms().size(); ++i) s << (i ? "," : "") << panel_gemms()[i]->name;

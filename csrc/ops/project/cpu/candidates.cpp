@@ -116,7 +116,7 @@ CandidateLists<T> find_candidates(const scalar_t* Y, int64_t M, int64_t N, int64
     if constexpr (is_float) {
       if (panels) {
         pack_reals_panels(Y, j0, nb, p0, p1, D, path.panel->cols, mu, tb.y.data(), tb.yn.data(), tb.ynorm.data(),
-                          path.avx2_scan);
+                          path.avx2);
         return;
       }
     }
@@ -142,7 +142,7 @@ CandidateLists<T> find_candidates(const scalar_t* Y, int64_t M, int64_t N, int64
         const T* crow = cbuf + r * stride;
         const T bound = row_bound(i0 + r, ymax);
         if constexpr (is_float) {
-          if (path.avx2_scan) {
+          if (path.avx2) {
             scan_row_f32_avx2(crow, tb.yn.data(), nb, fakes.xn[i0 + r], bound, j0, lane[i0 + r]);
             continue;
           }

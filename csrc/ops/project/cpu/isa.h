@@ -19,7 +19,7 @@ enum class Gemm { Panels, Blas, Portable };
 struct CpuPath {
   Gemm gemm;
   const PanelGemm* panel;  // the packed-panel kernel when gemm == Panels (float working type only)
-  bool avx2_scan;
+  bool avx2;  // the AVX2 code for the candidate scan and the packing (the CPU has AVX2/FMA; not on portable)
   bool panels() const { return gemm == Gemm::Panels; }
   const char* gemm_name() const;  // the kernel's name, "blas" or "portable"
 };
