@@ -84,7 +84,7 @@ inline void micro_tail(int rows, const float* a, const float* bp, int64_t kc, fl
 // Measured (benchmarks/RESULTS.md): on a Zen 3 (AVX2) the first took the driver from 77-80 to 84-87
 // GFLOP/s of a core's 94; on a Zen 4 (AVX-512) it alone gained nothing that held; on an Intel Xeon both
 // together gained 8-10% at D >= 2048 with AVX-512 and 1-3% with AVX2, nothing lost at D <= 128; issued
-// through the k loop instead of in a burst before each micro-kernel, 2-4% more with AVX-512 at D >= 2048.
+// through the k loop instead of in a burst before each micro-kernel, 1-4% more with AVX-512 at D >= 2048.
 template <typename V, int MR, int NV>
 void cross_gemm_panels(const float* fakes, int64_t M, int64_t i0, int64_t mb, int64_t D, int64_t kc_max,
                        const float* panels, int64_t nb, float* c, int64_t ldc, bool prefetch) {
