@@ -30,8 +30,8 @@ struct Prefetches {
 
 // MR fakes (micro-panel a, layout [k][MR]) x NV * W reals of one sub-panel slice (bp, [k][NV * W]).
 // The prefetches go out a few at a time, one group every kStep steps of k, not in a burst before the
-// first FMA: a burst of 20-30 prefetches filled the core's line-fill buffers and the kernel's own loads
-// waited behind them (benchmarks/RESULTS.md).
+// first FMA: the profile put the driver's time on such a burst of 20-30 prefetches (most likely waiting
+// for line-fill buffers), and spreading them measured 1-4% faster (benchmarks/RESULTS.md).
 template <typename V, int MR, int NV>
 inline void micro_kernel(const float* a, const float* bp, int64_t kc, float* c, int64_t ldc, bool accumulate,
                          const Prefetches& pf = {}) {
