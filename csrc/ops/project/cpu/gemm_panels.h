@@ -34,7 +34,7 @@ struct Prefetches {
 // for line-fill buffers), and spreading them measured 1-4% faster (benchmarks/RESULTS.md).
 template <typename V, int MR, int NV>
 inline void micro_kernel(const float* a, const float* bp, int64_t kc, float* c, int64_t ldc, bool accumulate,
-                         const Prefetches& pf = {}) {
+                         const Prefetches& pf) {
   constexpr int64_t kStep = 16, kLine = 64 / sizeof(float), kRowLines = (NV * V::W + kLine - 1) / kLine;
   const int64_t steps = (kc + kStep - 1) / kStep;
   const int64_t b_per = (pf.b_lines + steps - 1) / steps, c_per = (MR + steps - 1) / steps;

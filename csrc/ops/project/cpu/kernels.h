@@ -55,9 +55,9 @@ template <typename T>
 void scan_row(const T* c, const T* yn, int64_t nb, T xn, T bound, int64_t j0, RowState<T>& st);
 void scan_row_f32_avx2(const float* c, const float* yn, int64_t nb, float xn, float bound, int64_t j0, RowState<float>& st);
 
-// --- Packing float rows k-major (pack_avx2.cpp: AVX2): centre_kmajor_block of pack.h, faster, the same
+// --- Packing float rows k-major (pack_avx2.cpp: AVX2): centre_kmajor_chunk of pack.h, faster, the same
 // values and norms. ---
-void centre_kmajor_block_f32_avx2(const float* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
+void centre_kmajor_chunk_f32_avx2(const float* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
                                   const float* mu, float* dst, double* lanes);
 
 }  // namespace manifpt::detail

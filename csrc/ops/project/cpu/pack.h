@@ -100,30 +100,31 @@ bool pack_centred(const scalar_t* src, int64_t rows, int64_t D, const T* mu, T* 
   return finite;
 }
 
-// Centres columns [k0, k1) of `rows` rows of src (row-major, D wide) into dst k-major,
-// dst[(k - k0) * width + r], rows r in [rows, width) zero (padding), adding row r's squares to its lanes
-// lanes[r * kLanes ...].
+// Centres columns [ka, kb) of rows [r0, r1) of src (row-major, D wide, `rows` rows of data) into a k-major
+// chunk that starts at column k0: dst[(k - k0) * width + r]; rows r >= rows are zero (padding). Row r's
+// squares go to its lanes, lanes[r * kLanes ...].
 template <typename scalar_t>
-void centre_kmajor_block(const scalar_t* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
-                         const float* mu, float* dst, double* lanes) {
-  for (int64_t r = 0; r < width; ++r) {
-    float* d = dst + r;
+void centre_kmajor_rows(const scalar_t* src, int64_t rows, int64_t r0, int64_t r1, int64_t width, int64_t D, int64_t k0,
+                        int64_t ka, int64_t kb, const float* mu, float* dst, double* lanes) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float* d = dst + (ka - k0) * width + r;
     if (r >= rows) {
-      for (int64_t k = k0; k < k1; ++k) d[(k - k0) * width] = 0.f;
+      for (int64_t k = ka; k < kb; ++k) d[(k - ka) * width] = 0.f;
       continue;
     }
-    centre_row(src + r * D, mu, k0, k1, d, width, lanes + r * kLanes);
+    centre_row(src + r * D, mu, ka, kb, d, width, lanes + r * kLanes);
   }
 }
 
-// centre_kmajor_block, with the AVX2 code (pack_avx2.cpp) for float rows when avx2 (the CPU has it).
+// Columns [k0, k1) of all `width` rows into the chunk dst (centre_kmajor_rows), by the AVX2 code
+// (pack_avx2.cpp) for float rows when avx2 (the CPU has it).
 template <typename scalar_t>
 void centre_kmajor_chunk(const scalar_t* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
                          const float* mu, float* dst, double* lanes, bool avx2) {
   if constexpr (std::is_same_v<scalar_t, float>) {
-    if (avx2) return centre_kmajor_block_f32_avx2(src, rows, width, D, k0, k1, mu, dst, lanes);
+    if (avx2) return centre_kmajor_chunk_f32_avx2(src, rows, width, D, k0, k1, mu, dst, lanes);
   }
-  centre_kmajor_block(src, rows, width, D, k0, k1, mu, dst, lanes);
+  centre_kmajor_rows(src, rows, 0, width, width, D, k0, k0, k1, mu, dst, lanes);
 }
 
 // Centre `rows` rows of src (row-major, D wide) into dst k-major: dst[k * width + r], rows r in
@@ -146,7 +147,7 @@ bool pack_kmajor(const scalar_t* src, int64_t rows, int64_t width, int64_t D, co
 // of fakes is re-read from L2 for every panel of reals, and the slab keeps its kc x mb slice in one
 // contiguous run. With whole-D micro-panels the slices sat at a stride of D * mr floats, which for D a
 // power of two mapped them onto a few L2 sets (D = 12288: 2 of the 16 set groups of a 64 KB way) and
-// evicted them. |row|^2 sums over k in ascending order, as pack_centred does.
+// evicted them. |row|^2 sums in the lanes of every other packing (kLanes above).
 template <typename scalar_t>
 bool pack_fakes_micro(const scalar_t* X, int64_t M, int64_t r0, int64_t r1, int64_t D, int mr, int64_t kc,
                       const float* mu, float* dst, float* sqnorm, double* norm, bool avx2) {

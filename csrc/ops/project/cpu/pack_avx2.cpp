@@ -1,5 +1,5 @@
 // AVX2 packing of float rows into the k-major layouts the panel GEMMs read (kernels.h): one chunk of
-// columns of up to kPanel rows, the same values and norms, bit for bit, as centre_kmajor_block (pack.h),
+// columns of up to kPanel rows, the same values and norms, bit for bit, as centre_kmajor_chunk (pack.h),
 // which it replaces for float inputs on every CPU that runs a panel GEMM (all of them need AVX2): the
 // sub-panels of reals and the micro-panels of fakes.
 //
@@ -81,20 +81,9 @@ inline bool block8(const float* src, int n, int gw, int64_t D, const float* mu, 
   return true;
 }
 
-// The scalar code for columns [ka, kb) of a group: its n data rows centred, its padding rows up to gw zero.
-inline void scalar_group(const float* src, int n, int gw, int64_t D, const float* mu, int64_t k0, int64_t ka,
-                         int64_t kb, float* dst, int64_t width, int64_t r0, double* lanes) {
-  for (int j = 0; j < gw; ++j) {
-    if (j < n)
-      centre_row(src + j * D, mu, ka, kb, dst + (ka - k0) * width + r0 + j, width, lanes + j * kLanes);
-    else
-      for (int64_t k = ka; k < kb; ++k) dst[(k - k0) * width + r0 + j] = 0.f;
-  }
-}
-
 }  // namespace
 
-void centre_kmajor_block_f32_avx2(const float* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
+void centre_kmajor_chunk_f32_avx2(const float* src, int64_t rows, int64_t width, int64_t D, int64_t k0, int64_t k1,
                                   const float* mu, float* dst, double* lanes) {
   const int64_t k8 = k0 + (k1 - k0) / 8 * 8;
   for (int64_t r0 = 0; r0 < width; r0 += 8) {
@@ -112,9 +101,9 @@ void centre_kmajor_block_f32_avx2(const float* src, int64_t rows, int64_t width,
           _mm_prefetch(reinterpret_cast<const char*>(s + j * D + c), _MM_HINT_T1);
       for (; k < k8; k += 8)
         if (!block8(s, n, gw, D, mu, k, dst + (k - k0) * width + r0, width, l))
-          scalar_group(s, n, gw, D, mu, k0, k, k + 8, dst, width, r0, l);
+          centre_kmajor_rows(src, rows, r0, r0 + gw, width, D, k0, k, k + 8, mu, dst, lanes);
     }
-    scalar_group(s, n, gw, D, mu, k0, k, k1, dst, width, r0, l);
+    centre_kmajor_rows(src, rows, r0, r0 + gw, width, D, k0, k, k1, mu, dst, lanes);  // what block8 did not take
   }
 }
 #endif
